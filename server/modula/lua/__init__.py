@@ -1,0 +1,1 @@
+"""Sandboxed Lua runtime for plugins and the coroutine bridge to asyncio."""
