@@ -1,0 +1,250 @@
+"""Content nodes and their field values: the coupled, all-or-nothing writes at the heart of the CMS.
+
+Creating content inserts a `content_data` row, takes its generated id and inserts one
+`content_fields` row per value, in one transaction. Every value is checked against the
+datatype's field list and the field's type first; a bad request writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from modula.cms import content_tree
+from modula.cms.datatypes import fields_of_datatypes
+from modula.cms.field_types import REFERENCE_TABLES, InvalidValue, StoredValue, parse_value
+from modula.db import core_tables as t
+from modula.db.connection import Session
+from modula.db.types import utcnow
+from modula.errors import ModulaError, Problems, not_found
+
+STATUSES = ("draft", "published")
+
+
+@dataclass(frozen=True)
+class FieldValue:
+    field_id: int
+    value: str | None
+
+
+@dataclass(frozen=True)
+class NewContent:
+    route_id: int
+    datatype_id: int
+    parent_id: int | None
+    fields: Sequence[FieldValue]
+    status: str = "published"
+    author_id: int | None = None
+
+
+async def create_content(session: Session, new: NewContent) -> dict[str, Any]:
+    """Insert a content node and all its field values, or nothing at all."""
+    if new.status not in STATUSES:
+        raise ModulaError("INVALID_VALUE", f"status must be one of {', '.join(STATUSES)}", ("input", "status"))
+    async with session.transaction():
+        route = await session.fetch_value(sa.select(t.routes.c.id).where(t.routes.c.id == new.route_id))
+        if route is None:
+            raise not_found("route", new.route_id, ("input", "routeId"))
+        datatype_fields = await _datatype_fields(session, new.datatype_id, ("input", "datatypeId"))
+        if new.parent_id is not None:
+            await _check_parent(session, new.parent_id, new.route_id, ("input", "parentId"))
+        stored = await _check_values(session, datatype_fields, new.fields, ("input", "fields"), require_all=True)
+
+        now = utcnow()
+        content = await session.insert(
+            t.content_data,
+            {
+                "route_id": new.route_id,
+                "datatype_id": new.datatype_id,
+                "parent_id": new.parent_id,
+                "position": await content_tree.next_position(session, new.route_id, new.parent_id),
+                "author_id": new.author_id,
+                "status": new.status,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        await _insert_values(session, content["id"], stored)
+    return content
+
+
+async def update_content(
+    session: Session, content_id: int, values: Sequence[FieldValue], *, status: str | None = None
+) -> dict[str, Any]:
+    """Set the given field values (null clears an optional one); untouched fields keep theirs."""
+    if status is not None and status not in STATUSES:
+        raise ModulaError("INVALID_VALUE", f"status must be one of {', '.join(STATUSES)}", ("status",))
+    async with session.transaction():
+        content = await get_content(session, content_id)
+        if content is None:
+            raise not_found("content", content_id, ("id",))
+        datatype_fields = await _datatype_fields(session, content["datatype_id"], ("id",))
+        stored = await _check_values(session, datatype_fields, values, ("fields",), require_all=False)
+        cleared = [v.field_id for v in values if v.value is None]
+        if cleared:
+            await session.execute(
+                sa.delete(t.content_fields).where(
+                    t.content_fields.c.content_data_id == content_id, t.content_fields.c.field_id.in_(cleared)
+                )
+            )
+        if stored:
+            await session.execute(
+                sa.delete(t.content_fields).where(
+                    t.content_fields.c.content_data_id == content_id, t.content_fields.c.field_id.in_(list(stored))
+                )
+            )
+            await _insert_values(session, content_id, stored)
+        changes: dict[str, Any] = {"updated_at": utcnow()}
+        if status is not None:
+            changes["status"] = status
+        await session.execute(sa.update(t.content_data).where(t.content_data.c.id == content_id).values(**changes))
+        return await get_content(session, content_id)
+
+
+async def delete_content(session: Session, content_id: int) -> list[int]:
+    """Delete a node and its whole subtree; returns the ids that were deleted."""
+    async with session.transaction():
+        content = await get_content(session, content_id)
+        if content is None:
+            raise not_found("content", content_id, ("id",))
+        deleted = await content_tree.subtree_ids(session, content_id)
+        # ON DELETE CASCADE removes descendants and field values with the node.
+        await session.execute(sa.delete(t.content_data).where(t.content_data.c.id == content_id))
+        await content_tree.close_gap(session, content["route_id"], content["parent_id"], content["position"])
+    return deleted
+
+
+async def get_content(session: Session, content_id: int) -> dict[str, Any] | None:
+    return await session.fetch_one(sa.select(t.content_data).where(t.content_data.c.id == content_id))
+
+
+async def list_contents(
+    session: Session, *, route_id: int | None, datatype_id: int | None, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    statement = sa.select(t.content_data).order_by(t.content_data.c.id).limit(limit).offset(offset)
+    if route_id is not None:
+        statement = statement.where(t.content_data.c.route_id == route_id)
+    if datatype_id is not None:
+        statement = statement.where(t.content_data.c.datatype_id == datatype_id)
+    return await session.fetch_all(statement)
+
+
+async def contents_by_ids(session: Session, ids: list[int]) -> list[dict[str, Any]]:
+    return await session.fetch_all(sa.select(t.content_data).where(t.content_data.c.id.in_(ids)))
+
+
+async def children_of(session: Session, parent_ids: list[int]) -> list[dict[str, Any]]:
+    statement = (
+        sa.select(t.content_data)
+        .where(t.content_data.c.parent_id.in_(parent_ids))
+        .order_by(t.content_data.c.parent_id, t.content_data.c.position)
+    )
+    return await session.fetch_all(statement)
+
+
+async def values_of(session: Session, content_ids: list[int]) -> list[dict[str, Any]]:
+    """Field value rows of the given nodes, in their datatype's field order."""
+    cf, cd, df = t.content_fields, t.content_data, t.datatypes_fields
+    statement = (
+        sa.select(cf)
+        .join(cd, cd.c.id == cf.c.content_data_id)
+        .outerjoin(df, sa.and_(df.c.datatype_id == cd.c.datatype_id, df.c.field_id == cf.c.field_id))
+        .where(cf.c.content_data_id.in_(content_ids))
+        .order_by(cf.c.content_data_id, df.c.position, cf.c.id)
+    )
+    return await session.fetch_all(statement)
+
+
+async def _datatype_fields(session: Session, datatype_id: int, path) -> dict[int, dict[str, Any]]:
+    exists = await session.fetch_value(sa.select(t.datatypes.c.id).where(t.datatypes.c.id == datatype_id))
+    if exists is None:
+        raise not_found("datatype", datatype_id, path)
+    return {row["id"]: row for row in await fields_of_datatypes(session, [datatype_id])}
+
+
+async def _check_parent(session: Session, parent_id: int, route_id: int, path) -> None:
+    parent = await get_content(session, parent_id)
+    if parent is None:
+        raise not_found("parent content", parent_id, path)
+    if parent["route_id"] != route_id:
+        raise ModulaError(
+            "INVALID_PARENT", f"parent {parent_id} belongs to route {parent['route_id']}, not {route_id}", path
+        )
+
+
+async def _check_values(
+    session: Session,
+    datatype_fields: dict[int, dict[str, Any]],
+    values: Sequence[FieldValue],
+    path: tuple,
+    *,
+    require_all: bool,
+) -> dict[int, StoredValue]:
+    """Validate every value; report all problems at once. Returns field id -> stored value."""
+    problems = Problems()
+    stored: dict[int, StoredValue] = {}
+    seen: dict[int, int] = {}
+    references: dict[str, dict[int, list[int]]] = {}
+    for index, item in enumerate(values):
+        here = (*path, index)
+        field = datatype_fields.get(item.field_id)
+        if field is None:
+            problems.add("UNKNOWN_FIELD", f"field {item.field_id} is not part of this datatype", (*here, "fieldId"))
+            continue
+        if item.field_id in seen:
+            problems.add("DUPLICATE_FIELD", f"field {item.field_id} is already set by {path[-1]}[{seen[item.field_id]}]", (*here, "fieldId"))
+            continue
+        seen[item.field_id] = index
+        if item.value is None:
+            if field["required"]:
+                problems.add("REQUIRED_FIELD_MISSING", f"field {field['label']!r} is required and cannot be null", (*here, "value"))
+            continue
+        try:
+            value = parse_value(field["type"], item.value)
+        except InvalidValue as exc:
+            problems.add("INVALID_VALUE", f"field {field['label']!r} ({field['type']}): {exc}", (*here, "value"))
+            continue
+        if field["required"] and field["type"] in ("text", "richtext") and not value.value.strip():
+            problems.add("REQUIRED_FIELD_MISSING", f"field {field['label']!r} is required and cannot be empty", (*here, "value"))
+            continue
+        stored[item.field_id] = value
+        if field["type"] in REFERENCE_TABLES:
+            references.setdefault(field["type"], {}).setdefault(int(value.value), []).append(index)
+    if require_all:
+        for field_id, field in datatype_fields.items():
+            if field["required"] and field_id not in seen:
+                problems.add("REQUIRED_FIELD_MISSING", f"field {field['label']!r} (id {field_id}) is required", path)
+    await _check_references(session, references, path, problems)
+    problems.raise_if_any()
+    return stored
+
+
+async def _check_references(session: Session, references, path, problems: Problems) -> None:
+    for field_type, by_id in references.items():
+        table = getattr(t, REFERENCE_TABLES[field_type])
+        found = {
+            row["id"] for row in await session.fetch_all(sa.select(table.c.id).where(table.c.id.in_(list(by_id))))
+        }
+        for ident, indexes in by_id.items():
+            if ident not in found:
+                for index in indexes:
+                    problems.add("NOT_FOUND", f"{field_type} {ident} does not exist", (*path, index, "value"))
+
+
+async def _insert_values(session: Session, content_id: int, stored: dict[int, StoredValue]) -> None:
+    await session.insert_many(
+        t.content_fields,
+        [
+            {
+                "content_data_id": content_id,
+                "field_id": field_id,
+                "value": value.value,
+                "value_number": value.value_number,
+                "value_time": value.value_time,
+            }
+            for field_id, value in stored.items()
+        ],
+    )

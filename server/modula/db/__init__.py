@@ -1,0 +1,1 @@
+"""Storage: the connection layer, core tables, migrations and database errors."""

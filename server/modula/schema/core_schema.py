@@ -1,0 +1,164 @@
+"""The core CMS root fields: queries and mutations that call the typed `cms` services."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.scalars import JSON
+
+from modula.cms import content, content_tree, datatypes, routes, sites
+from modula.cms.datatypes import NewField
+from modula.errors import ModulaError
+from modula.schema.core_types import (
+    Content,
+    CoreInfo,
+    Datatype,
+    DeleteContentResult,
+    Route,
+    Site,
+)
+
+
+@strawberry.input
+class CreateSiteInput:
+    name: str
+    hostname: str | None = None
+
+
+@strawberry.input
+class CreateRouteInput:
+    slug: str
+    title: str
+    site_id: int | None = None
+
+
+@strawberry.input
+class FieldDefinitionInput:
+    label: str
+    type: str = strawberry.field(description="text, richtext, integer, number, boolean, date, datetime, json, media or content")
+    required: bool = False
+    data: JSON | None = strawberry.field(default=None, description="Free-form settings for editors and frontends.")
+
+
+@strawberry.input
+class CreateDatatypeInput:
+    label: str
+    type: str
+    fields: list[FieldDefinitionInput] = strawberry.field(default_factory=list)
+
+
+@strawberry.input(description="A field value as text: numbers, booleans and dates in canonical form, json as JSON text.")
+class FieldValueInput:
+    field_id: int
+    value: str | None
+
+
+@strawberry.input
+class CreateContentInput:
+    route_id: int
+    datatype_id: int
+    parent_id: int | None = None
+    fields: list[FieldValueInput] = strawberry.field(default_factory=list)
+    status: str = strawberry.field(default="published", description="draft or published")
+
+
+def _page(info: CoreInfo, limit: int | None, offset: int | None) -> tuple[int, int]:
+    settings = info.context.settings
+    size = settings.default_page_size if limit is None else limit
+    if size < 0:
+        raise ModulaError("INVALID_VALUE", "limit must be 0 or more", ("limit",))
+    if size > settings.max_page_size:
+        raise ModulaError("PAGE_SIZE_EXCEEDED", f"limit may be at most {settings.max_page_size}", ("limit",))
+    if offset is not None and offset < 0:
+        raise ModulaError("INVALID_VALUE", "offset must be 0 or more", ("offset",))
+    return size, offset or 0
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def sites(self, info: CoreInfo) -> list[Site]:
+        return [Site.from_row(row) for row in await sites.list_sites(info.context.session)]
+
+    @strawberry.field
+    async def routes(self, info: CoreInfo, site_id: int | None = None) -> list[Route]:
+        return [Route.from_row(row) for row in await routes.list_routes(info.context.session, site_id=site_id)]
+
+    @strawberry.field
+    async def route(self, info: CoreInfo, slug: str, site_id: int | None = None) -> Route | None:
+        row = await routes.find_route(info.context.session, slug=slug, site_id=site_id)
+        return Route.from_row(row) if row else None
+
+    @strawberry.field
+    async def datatypes(self, info: CoreInfo) -> list[Datatype]:
+        return [Datatype.from_row(row) for row in await datatypes.list_datatypes(info.context.session)]
+
+    @strawberry.field
+    async def datatype(self, info: CoreInfo, id: int) -> Datatype | None:
+        row = await info.context.loaders.datatype.load(id)
+        return Datatype.from_row(row) if row else None
+
+    @strawberry.field
+    async def content(self, info: CoreInfo, id: int) -> Content | None:
+        row = await info.context.loaders.content.load(id)
+        return Content.from_row(row) if row else None
+
+    @strawberry.field(description="Content nodes by id order, optionally of one route and/or datatype.")
+    async def contents(
+        self,
+        info: CoreInfo,
+        route_id: int | None = None,
+        datatype_id: int | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[Content]:
+        size, start = _page(info, limit, offset)
+        rows = await content.list_contents(
+            info.context.session, route_id=route_id, datatype_id=datatype_id, limit=size, offset=start
+        )
+        return [Content.from_row(row) for row in rows]
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def create_site(self, info: CoreInfo, input: CreateSiteInput) -> Site:
+        return Site.from_row(await sites.create_site(info.context.session, name=input.name, hostname=input.hostname))
+
+    @strawberry.mutation
+    async def create_route(self, info: CoreInfo, input: CreateRouteInput) -> Route:
+        row = await routes.create_route(info.context.session, slug=input.slug, title=input.title, site_id=input.site_id)
+        return Route.from_row(row)
+
+    @strawberry.mutation(description="Create a datatype with its fields, in one transaction.")
+    async def create_datatype(self, info: CoreInfo, input: CreateDatatypeInput) -> Datatype:
+        new_fields = [NewField(label=f.label, type=f.type, required=f.required, data=f.data) for f in input.fields]
+        row = await datatypes.create_datatype(info.context.session, label=input.label, type=input.type, new_fields=new_fields)
+        return Datatype.from_row(row)
+
+    @strawberry.mutation(description="Create a content node and all its field values, all or nothing.")
+    async def create_content(self, info: CoreInfo, input: CreateContentInput) -> Content:
+        new = content.NewContent(
+            route_id=input.route_id,
+            datatype_id=input.datatype_id,
+            parent_id=input.parent_id,
+            fields=[content.FieldValue(field_id=f.field_id, value=f.value) for f in input.fields],
+            status=input.status,
+        )
+        return Content.from_row(await content.create_content(info.context.session, new))
+
+    @strawberry.mutation(description="Set field values; a null value clears an optional field.")
+    async def update_content(
+        self, info: CoreInfo, id: int, fields: list[FieldValueInput], status: str | None = None
+    ) -> Content:
+        values = [content.FieldValue(field_id=f.field_id, value=f.value) for f in fields]
+        return Content.from_row(await content.update_content(info.context.session, id, values, status=status))
+
+    @strawberry.mutation(description="Delete a content node and its whole subtree.")
+    async def delete_content(self, info: CoreInfo, id: int) -> DeleteContentResult:
+        return DeleteContentResult(deleted_ids=await content.delete_content(info.context.session, id))
+
+    @strawberry.mutation(description="Move a node under another parent (null: the route's root) at a position (null: last).")
+    async def move_content(
+        self, info: CoreInfo, id: int, parent_id: int | None = None, position: int | None = None
+    ) -> Content:
+        return Content.from_row(await content_tree.move_content(info.context.session, id, parent_id, position))

@@ -1,0 +1,146 @@
+"""The core CMS as GraphQL object types; every relationship goes through a per-request loader."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from modula.schema.context import RequestContext
+
+Row = dict[str, Any]
+CoreInfo = Info[RequestContext, None]
+
+
+@strawberry.type(description="A website or channel that routes can belong to.")
+class Site:
+    id: int
+    name: str
+    hostname: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row: Row) -> Site:
+        return cls(id=row["id"], name=row["name"], hostname=row["hostname"],
+                   created_at=row["created_at"], updated_at=row["updated_at"])
+
+
+@strawberry.type(description="An addressable place (slug) that a content tree hangs from.")
+class Route:
+    id: int
+    slug: str
+    title: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    site_id: strawberry.Private[int | None]
+
+    @classmethod
+    def from_row(cls, row: Row) -> Route:
+        return cls(id=row["id"], slug=row["slug"], title=row["title"], site_id=row["site_id"],
+                   created_at=row["created_at"], updated_at=row["updated_at"])
+
+    @strawberry.field
+    async def site(self, info: CoreInfo) -> Site | None:
+        if self.site_id is None:
+            return None
+        row = await info.context.loaders.site.load(self.site_id)
+        return Site.from_row(row) if row else None
+
+
+@strawberry.type(description="The definition of one field: its label, value type and whether it is required.")
+class Field:
+    id: int
+    label: str
+    type: str
+    required: bool
+    data: JSON | None
+    created_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row: Row) -> Field:
+        return cls(id=row["id"], label=row["label"], type=row["type"], required=row["required"],
+                   data=None if row["data"] is None else json.loads(row["data"]), created_at=row["created_at"])
+
+
+@strawberry.type(description="A shape for content: a named, ordered list of fields.")
+class Datatype:
+    id: int
+    label: str
+    type: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row: Row) -> Datatype:
+        return cls(id=row["id"], label=row["label"], type=row["type"],
+                   created_at=row["created_at"], updated_at=row["updated_at"])
+
+    @strawberry.field(description="The datatype's fields in their order.")
+    async def fields(self, info: CoreInfo) -> list[Field]:
+        return [Field.from_row(row) for row in await info.context.loaders.datatype_fields.load(self.id)]
+
+
+@strawberry.type(description="One field value of a content node, as canonical text.")
+class ContentField:
+    id: int
+    value: str | None
+    field_id: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: Row) -> ContentField:
+        return cls(id=row["id"], value=row["value"], field_id=row["field_id"])
+
+    @strawberry.field(description="The field this value belongs to.")
+    async def field(self, info: CoreInfo) -> Field:
+        return Field.from_row(await info.context.loaders.field.load(self.field_id))
+
+
+@strawberry.type(description="A node of a route's content tree, with its field values.")
+class Content:
+    id: int
+    position: int = strawberry.field(description="Order among its siblings, from 0.")
+    status: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    route_id: strawberry.Private[int]
+    datatype_id: strawberry.Private[int]
+    parent_id: strawberry.Private[int | None]
+
+    @classmethod
+    def from_row(cls, row: Row) -> Content:
+        return cls(id=row["id"], position=row["position"], status=row["status"],
+                   created_at=row["created_at"], updated_at=row["updated_at"],
+                   route_id=row["route_id"], datatype_id=row["datatype_id"], parent_id=row["parent_id"])
+
+    @strawberry.field
+    async def route(self, info: CoreInfo) -> Route:
+        return Route.from_row(await info.context.loaders.route.load(self.route_id))
+
+    @strawberry.field
+    async def datatype(self, info: CoreInfo) -> Datatype:
+        return Datatype.from_row(await info.context.loaders.datatype.load(self.datatype_id))
+
+    @strawberry.field
+    async def parent(self, info: CoreInfo) -> Content | None:
+        if self.parent_id is None:
+            return None
+        row = await info.context.loaders.content.load(self.parent_id)
+        return Content.from_row(row) if row else None
+
+    @strawberry.field(description="Direct children in their order.")
+    async def children(self, info: CoreInfo) -> list[Content]:
+        return [Content.from_row(row) for row in await info.context.loaders.children.load(self.id)]
+
+    @strawberry.field(description="Field values in the datatype's field order.")
+    async def fields(self, info: CoreInfo) -> list[ContentField]:
+        return [ContentField.from_row(row) for row in await info.context.loaders.values.load(self.id)]
+
+
+@strawberry.type(description="What deleteContent removed.")
+class DeleteContentResult:
+    deleted_ids: list[int] = strawberry.field(description="The node and its whole subtree.")

@@ -1,0 +1,78 @@
+"""Per-request DataLoaders: every relationship is fetched in batches, one statement per batch."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from strawberry.dataloader import DataLoader
+
+from modula.cms import content, datatypes, routes, sites
+from modula.db.connection import Session
+
+Row = dict[str, Any]
+
+
+def _by_key(fetch: Callable[[Session, list], Awaitable[list[Row]]], session: Session, key: str = "id"):
+    async def load(keys: list) -> list[Row | None]:
+        rows = {row[key]: row for row in await fetch(session, list(keys))}
+        return [rows.get(k) for k in keys]
+
+    return DataLoader(load_fn=load)
+
+
+def _grouped(fetch: Callable[[Session, list], Awaitable[list[Row]]], session: Session, key: str):
+    async def load(keys: list) -> list[list[Row]]:
+        groups: dict[Any, list[Row]] = defaultdict(list)
+        for row in await fetch(session, list(keys)):
+            groups[row[key]].append(row)
+        return [groups.get(k, []) for k in keys]
+
+    return DataLoader(load_fn=load)
+
+
+class Loaders:
+    """The loaders of one request; each is created on first use."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._made: dict[str, DataLoader] = {}
+
+    def _get(self, name: str, factory) -> DataLoader:
+        loader = self._made.get(name)
+        if loader is None:
+            loader = self._made[name] = factory()
+        return loader
+
+    @property
+    def site(self) -> DataLoader:
+        return self._get("site", lambda: _by_key(sites.sites_by_ids, self.session))
+
+    @property
+    def route(self) -> DataLoader:
+        return self._get("route", lambda: _by_key(routes.routes_by_ids, self.session))
+
+    @property
+    def datatype(self) -> DataLoader:
+        return self._get("datatype", lambda: _by_key(datatypes.datatypes_by_ids, self.session))
+
+    @property
+    def field(self) -> DataLoader:
+        return self._get("field", lambda: _by_key(datatypes.fields_by_ids, self.session))
+
+    @property
+    def datatype_fields(self) -> DataLoader:
+        return self._get("datatype_fields", lambda: _grouped(datatypes.fields_of_datatypes, self.session, "datatype_id"))
+
+    @property
+    def content(self) -> DataLoader:
+        return self._get("content", lambda: _by_key(content.contents_by_ids, self.session))
+
+    @property
+    def children(self) -> DataLoader:
+        return self._get("children", lambda: _grouped(content.children_of, self.session, "parent_id"))
+
+    @property
+    def values(self) -> DataLoader:
+        return self._get("values", lambda: _grouped(content.values_of, self.session, "content_data_id"))
