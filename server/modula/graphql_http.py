@@ -12,10 +12,10 @@ import json
 import logging
 from typing import Any
 
-from graphql import OperationType
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
 
 from modula.schema.context import RequestContext
 

@@ -45,8 +45,7 @@ async def create_content(session: Session, new: NewContent) -> dict[str, Any]:
     if new.status not in STATUSES:
         raise ModulaError("INVALID_VALUE", f"status must be one of {', '.join(STATUSES)}", ("input", "status"))
     async with session.transaction():
-        route = await session.fetch_value(sa.select(t.routes.c.id).where(t.routes.c.id == new.route_id))
-        if route is None:
+        if not await content_tree.lock_route(session, new.route_id):
             raise not_found("route", new.route_id, ("input", "routeId"))
         datatype_fields = await _datatype_fields(session, new.datatype_id, ("input", "datatypeId"))
         if new.parent_id is not None:
@@ -110,6 +109,8 @@ async def delete_content(session: Session, content_id: int) -> list[int]:
         content = await get_content(session, content_id)
         if content is None:
             raise not_found("content", content_id, ("id",))
+        await content_tree.lock_route(session, content["route_id"])
+        content = await get_content(session, content_id)  # as it is now that the tree is ours
         deleted = await content_tree.subtree_ids(session, content_id)
         # ON DELETE CASCADE removes descendants and field values with the node.
         await session.execute(sa.delete(t.content_data).where(t.content_data.c.id == content_id))

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from modula.db.connection import Session
 from modula.db.core_tables import content_data as cd
+from modula.db.core_tables import routes
 from modula.db.types import utcnow
 from modula.errors import ModulaError, not_found
 
@@ -19,6 +20,14 @@ from modula.errors import ModulaError, not_found
 def _siblings(route_id: int, parent_id: int | None):
     parent = cd.c.parent_id.is_(None) if parent_id is None else cd.c.parent_id == parent_id
     return sa.and_(cd.c.route_id == route_id, parent)
+
+
+async def lock_route(session: Session, route_id: int) -> bool:
+    """Serialise tree changes within a route (row lock on PostgreSQL; SQLite writes are already
+    serial). Sibling positions are read-then-written, so two writers must not interleave.
+    Returns False when the route does not exist."""
+    row = await session.fetch_one(sa.select(routes.c.id).where(routes.c.id == route_id).with_for_update())
+    return row is not None
 
 
 async def next_position(session: Session, route_id: int, parent_id: int | None) -> int:
@@ -52,6 +61,8 @@ async def move_content(session: Session, content_id: int, parent_id: int | None,
         node = await session.fetch_one(sa.select(cd).where(cd.c.id == content_id))
         if node is None:
             raise not_found("content", content_id, ("id",))
+        await lock_route(session, node["route_id"])
+        node = await session.fetch_one(sa.select(cd).where(cd.c.id == content_id))  # as it is now
         if parent_id is not None:
             parent = await session.fetch_one(sa.select(cd).where(cd.c.id == parent_id))
             if parent is None:

@@ -13,7 +13,8 @@ def build_schema() -> ModulaSchema:
     return ModulaSchema(
         query=Query,
         mutation=Mutation,
-        extensions=[ParserCache(maxsize=256), ValidationCache(maxsize=256), mask_internal_errors()],
+        # Factories: a fresh extension per request; the parse/validation LRU caches are shared.
+        extensions=[lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256), mask_internal_errors],
     )
 
 

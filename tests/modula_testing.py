@@ -1,0 +1,83 @@
+"""Helpers shared by the tests and the benchmarks: databases, a running app, a GraphQL client."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from modula.app import create_app
+from modula.config import Settings
+
+
+async def create_test_database(admin_url: str, name: str) -> str:
+    """Create an empty PostgreSQL database `name`; returns its URL."""
+    connection = await asyncpg.connect(admin_url)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_test_database(admin_url: str, name: str) -> None:
+    connection = await asyncpg.connect(admin_url)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def running_app(database_url: str, *, plugins_dir: Path | None = None, **settings: Any):
+    """The application with its lifespan running (database connected and migrated)."""
+    app = create_app(Settings(database_url=database_url, plugins_dir=plugins_dir or Path("plugins"), **settings))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+class GraphQLClient:
+    """Talks to the app over in-process HTTP, as a frontend would."""
+
+    def __init__(self, app, http: httpx.AsyncClient) -> None:
+        self.app = app
+        self.http = http
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def for_app(cls, app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://modula.test") as http:
+            yield cls(app, http)
+
+    async def execute(self, query: str, variables: dict | None = None, **kwargs: Any) -> dict[str, Any]:
+        response = await self.http.post("/graphql", json={"query": query, "variables": variables}, **kwargs)
+        return response.json()
+
+    async def data(self, query: str, variables: dict | None = None) -> dict[str, Any]:
+        """Execute and insist on success: the test fails with the server's errors otherwise."""
+        body = await self.execute(query, variables)
+        assert not body.get("errors"), body.get("errors")
+        return body["data"]
+
+    async def error(self, query: str, variables: dict | None = None) -> dict[str, Any]:
+        """Execute and insist on exactly one error; returns it."""
+        body = await self.execute(query, variables)
+        errors = body.get("errors") or []
+        assert len(errors) == 1, body
+        return errors[0]
+
+    @property
+    def database(self):
+        return self.app.state.database
+
+    async def count(self, table: str) -> int:
+        async with self.database.session() as session:
+            return await session.fetch_value(sa.select(sa.func.count()).select_from(sa.table(table)))
+
+    async def counts(self, *tables: str) -> dict[str, int]:
+        return {table: await self.count(table) for table in tables}
