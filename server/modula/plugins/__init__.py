@@ -1,0 +1,1 @@
+"""The plugin host: manifests, plugin tables and their upgrades, the registry, loading and calls."""

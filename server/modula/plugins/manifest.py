@@ -1,0 +1,81 @@
+"""plugin.json: a plugin's name, version, API version and the permissions it asks for."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from modula.plugins.errors import PluginError
+
+PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+API_VERSIONS = (1,)
+_HOST = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:\d{1,5})?$")
+# Core tables a plugin may ask to read. Credentials (users, sessions, tokens) are never offered.
+READABLE_CORE_TABLES = frozenset({
+    "sites", "routes", "datatypes", "fields", "datatypes_fields", "content_data", "content_fields",
+    "media", "media_dimensions",
+})
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    version: str
+    description: str
+    api: int
+    http_hosts: tuple[str, ...]
+    readable: frozenset[str]
+    folder: Path
+
+    @property
+    def init_lua(self) -> Path:
+        return self.folder / "init.lua"
+
+
+def read_manifest(folder: Path) -> Manifest:
+    path = folder / "plugin.json"
+    label = folder.name
+    if not path.is_file():
+        raise PluginError(label, "plugin.json is missing", location=str(path))
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise PluginError(label, f"plugin.json is not valid JSON: {exc}", location="plugin.json") from None
+    if not isinstance(raw, dict):
+        raise PluginError(label, "plugin.json must be a JSON object", location="plugin.json")
+
+    def bad(message: str) -> PluginError:
+        return PluginError(str(raw.get("name") or label), message, location="plugin.json")
+
+    name = raw.get("name")
+    if not isinstance(name, str) or not PLUGIN_NAME.match(name):
+        raise bad(f"name must match {PLUGIN_NAME.pattern}, got {name!r}")
+    version = raw.get("version")
+    if not isinstance(version, str) or not version.strip():
+        raise bad("version must be a non-empty string such as \"1.0.0\"")
+    api = raw.get("api", 1)
+    if api not in API_VERSIONS:
+        raise bad(f"api {api!r} is not supported; this server speaks api {', '.join(map(str, API_VERSIONS))}")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise bad("description must be a string")
+    permissions = raw.get("permissions", {})
+    if not isinstance(permissions, dict):
+        raise bad("permissions must be an object")
+    unknown = set(permissions) - {"http", "read"}
+    if unknown:
+        raise bad(f"unknown permission(s): {', '.join(sorted(unknown))}; known: http, read")
+    hosts = permissions.get("http", [])
+    if not isinstance(hosts, list) or not all(isinstance(h, str) and _HOST.match(h.lower()) for h in hosts):
+        raise bad("permissions.http must be a list of host names such as \"api.example.com\"")
+    readable = permissions.get("read", [])
+    if not isinstance(readable, list) or not all(isinstance(t, str) for t in readable):
+        raise bad("permissions.read must be a list of core table names")
+    refused = sorted(set(readable) - READABLE_CORE_TABLES)
+    if refused:
+        raise bad(f"permissions.read may not name {', '.join(refused)}; readable core tables: {', '.join(sorted(READABLE_CORE_TABLES))}")
+    if not (folder / "init.lua").is_file():
+        raise bad("init.lua is missing")
+    return Manifest(name, version.strip(), description, api, tuple(h.lower() for h in hosts), frozenset(readable), folder)
