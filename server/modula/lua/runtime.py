@@ -1,0 +1,272 @@
+"""One plugin's sandboxed Lua runtime: loads init.lua and runs handlers as coroutines on asyncio."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from lupa import lua54
+
+from .declarations import Declarations, HandlerRef
+from .errors import LuaPluginError
+from .host import Host
+from .limits import Limits
+from .prelude import PRELUDE
+from .requests import HostRequest, RequestRefused
+from .validation import DeclarationCollector, DeclarationError
+from .values import ConversionError, LuaValues
+
+PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+MAX_MESSAGE = 2000
+MEMORY_MESSAGE = "not enough memory"
+logger = logging.getLogger("modula.lua")
+
+
+@dataclass
+class _Call:
+    """The running state of one call: its Lua-side budget table, host and open transactions."""
+
+    state: Any
+    deadline: float
+    host: Host | None = None
+    open_txs: set[int] = field(default_factory=set)
+    host_errors: list[str] = field(default_factory=list)
+
+
+def _deny_attributes(obj: Any, name: Any, is_setting: bool) -> Any:
+    raise AttributeError("Python attributes are not reachable from Lua")
+
+
+class PluginRuntime:
+    """A Lua state for one plugin; ``load`` runs init.lua once, ``call`` runs one handler."""
+
+    def __init__(self, plugin_name: str, *, limits: Limits = Limits(),
+                 http_hosts: list[str] | tuple[str, ...] = ()) -> None:
+        if not PLUGIN_NAME.match(plugin_name):
+            raise ValueError(f"plugin name {plugin_name!r} must match {PLUGIN_NAME.pattern}")
+        self.plugin_name = plugin_name
+        self.limits = limits
+        self.http_hosts = tuple(host.lower() for host in http_hosts)
+        self._lua = lua54.LuaRuntime(
+            encoding=None, register_eval=False, register_builtins=False,
+            unpack_returned_tuples=True, attribute_filter=_deny_attributes,
+            max_memory=limits.memory_bytes)
+        lua_globals = self._lua.globals()
+        self._lua.execute(b"package.loaded.python = nil; python = nil")
+        del lua_globals
+        config = self._lua.table_from({
+            b"max_string_op_input": limits.max_string_op_input,
+            b"pattern_steps": limits.pattern_steps,
+            b"memory_bytes": limits.memory_bytes,
+        })
+        py = self._lua.table_from({
+            b"clock": time.monotonic, b"log": self._log, b"declare": self._declare,
+            b"json_encode": self._json_encode, b"json_decode": self._json_decode,
+        })
+        prelude = self._lua.execute(b"return load(..., '=sandbox', 't')", PRELUDE.encode())
+        self._trusted = prelude(config, py)
+        self._values = LuaValues(self._lua, self._trusted.is_null, self._trusted.null)
+        self._collector: DeclarationCollector | None = None
+        self._active: _Call | None = None
+        self._loaded = False
+        self._closed = False
+
+    def load(self, source: str, chunkname: str = "init.lua") -> Declarations:
+        """Run init.lua in the sandbox and return what it declared."""
+        self._check_open()
+        if self._loaded:
+            raise LuaPluginError(self.plugin_name, "init.lua is already loaded in this runtime")
+        self._collector = DeclarationCollector(self.plugin_name)
+        call = self._new_call(loading=True)
+        try:
+            co, *error = _many(self._trusted.start_chunk(source.encode("utf-8"),
+                                                         chunkname.encode("utf-8")))
+        except lua54.LuaMemoryError:
+            raise self._memory_failure(call) from None
+        if co is None:
+            raise LuaPluginError(self.plugin_name, _text(error[0] if error else "load failed"))
+        try:
+            outcome = self._step(call, co)
+            if outcome[0] != b"done":
+                raise self._failure(call, outcome)
+        finally:
+            self._trusted.finish(co)
+            self._collector, collector = None, self._collector
+        self._loaded = True
+        return collector.result
+
+    async def call(self, handler: HandlerRef, args: Any, ctx: dict, host: Host) -> Any:
+        """Run one handler as a coroutine, serving its host requests; return its plain result."""
+        self._check_open()
+        if not self._loaded:
+            raise LuaPluginError(self.plugin_name, "call before init.lua was loaded")
+        call = self._new_call(loading=False, host=host)
+        co = self._trusted.start(handler.index)
+        if co is None:
+            raise LuaPluginError(self.plugin_name, f"unknown handler {handler.index}")
+        try:
+            outcome = self._step(call, co, *self._handler_args(call, handler, args, ctx))
+            while outcome[0] == b"request":
+                reply = await self._serve(call, outcome[1].decode(), outcome[2:])
+                outcome = self._step(call, co, *reply)
+            if outcome[0] != b"done":
+                raise self._failure(call, outcome)
+            result = self._values.from_lua(outcome[1] if len(outcome) > 1 else None)
+        except ConversionError as error:
+            raise LuaPluginError(self.plugin_name, f"handler result: {error}") from None
+        finally:
+            self._trusted.finish(co)
+            left_open = await self._roll_back_open(call)
+        if left_open:
+            raise LuaPluginError(self.plugin_name,
+                                 "transaction left open by the handler (rolled back)")
+        return result
+
+    def close(self) -> None:
+        """Release the Lua state; the runtime refuses further use."""
+        self._closed = True
+        self._trusted = self._values = self._lua = None
+
+    def memory_used(self) -> int:
+        return self._lua.get_memory_used()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LuaPluginError(self.plugin_name, "runtime is closed")
+
+    def _new_call(self, *, loading: bool, host: Host | None = None) -> _Call:
+        deadline = time.monotonic() + self.limits.seconds
+        state = self._lua.table_from({b"budget": self.limits.instructions, b"used": 0,
+                                      b"deadline": deadline, b"loading": loading})
+        return _Call(state=state, deadline=deadline, host=host)
+
+    def _handler_args(self, call: _Call, handler: HandlerRef, args: Any, ctx: dict) -> tuple:
+        to_lua = self._values.to_lua
+        try:
+            if handler.kind == "field":
+                row, field_args = args
+                return to_lua(row), to_lua(field_args or {}), to_lua(ctx)
+            return to_lua(args if handler.kind == "hook" else args or {}), to_lua(ctx)
+        except lua54.LuaMemoryError:
+            raise self._memory_failure(call) from None
+        except ConversionError as error:
+            raise LuaPluginError(self.plugin_name, f"handler arguments: {error}",
+                                 "HOST_ERROR") from None
+
+    def _step(self, call: _Call, co: Any, *args: Any) -> tuple:
+        self._active = call
+        try:
+            outcome = self._trusted.step(call.state, co, *args)
+        except lua54.LuaMemoryError:
+            raise self._memory_failure(call) from None
+        except lua54.LuaError as error:
+            raise LuaPluginError(self.plugin_name, _text(str(error))) from None
+        finally:
+            self._active = None
+        return _many(outcome)
+
+    async def _serve(self, call: _Call, op: str, args: tuple) -> tuple:
+        remaining = call.deadline - time.monotonic()
+        if remaining <= 0:
+            raise self._timeout(call)
+        request = HostRequest(self._values, call.host, call.open_txs, self.http_hosts)
+        try:
+            result = await asyncio.wait_for(request.serve(op, args, remaining), remaining)
+        except RequestRefused as refused:
+            return False, _text(str(refused)).encode()
+        except asyncio.TimeoutError:
+            raise self._timeout(call) from None
+        except Exception as error:
+            message = _text(str(error) or type(error).__name__)
+            call.host_errors.append(message)
+            return False, message.encode()
+        try:
+            return True, self._values.to_lua(result)
+        except lua54.LuaMemoryError:
+            raise self._memory_failure(call) from None
+        except ConversionError as error:
+            message = f"{op}: host returned {error}"
+            call.host_errors.append(message)
+            return False, message.encode()
+
+    def _failure(self, call: _Call, outcome: tuple) -> LuaPluginError:
+        message = _text(outcome[1]) if len(outcome) > 1 else "handler failed"
+        dead = call.state[b"dead"]
+        if dead in (b"BUDGET_EXCEEDED", b"TIMEOUT"):
+            reason = _text(call.state[b"reason"])
+            return LuaPluginError(self.plugin_name, reason, dead.decode(), location=None)
+        if dead == b"MEMORY_EXCEEDED" or message.endswith(MEMORY_MESSAGE):
+            return self._memory_failure(call)
+        if any(message.endswith(host_error) for host_error in call.host_errors):
+            return LuaPluginError(self.plugin_name, message, "HOST_ERROR")
+        return LuaPluginError(self.plugin_name, message)
+
+    def _memory_failure(self, call: _Call) -> LuaPluginError:
+        self._trusted.collect()
+        return LuaPluginError(self.plugin_name, "memory limit exceeded", "MEMORY_EXCEEDED",
+                              location=None)
+
+    def _timeout(self, call: _Call) -> LuaPluginError:
+        return LuaPluginError(self.plugin_name, "time budget exceeded", "TIMEOUT", location=None)
+
+    async def _roll_back_open(self, call: _Call) -> bool:
+        left_open = sorted(call.open_txs)
+        call.open_txs.clear()
+        for tx in left_open:
+            try:
+                await call.host.rollback(tx)
+            except Exception as error:
+                logger.warning("plugin %s: rollback of tx %s failed: %s",
+                               self.plugin_name, tx, error)
+        return bool(left_open)
+
+    def _log(self, level: bytes, message: bytes) -> None:
+        text = _text(message)
+        call = self._active
+        if call is not None and call.host is not None:
+            call.host.log(level.decode(), text)
+        else:
+            logger.log(logging.getLevelName(level.decode().upper().replace("WARN", "WARNING")),
+                       "plugin %s: %s", self.plugin_name, text)
+
+    def _declare(self, kind: bytes, spec: Any) -> tuple[bool, bytes | None]:
+        if self._collector is None:
+            return False, b"declarations are only allowed while init.lua loads"
+        try:
+            self._collector.declare(kind.decode(), self._values.from_lua(spec))
+        except (DeclarationError, ConversionError) as error:
+            return False, str(error).encode()
+        return True, None
+
+    def _json_encode(self, value: Any) -> tuple[bool, bytes]:
+        try:
+            plain = self._values.from_lua(value)
+            return True, json.dumps(plain, ensure_ascii=False, allow_nan=False).encode()
+        except (ConversionError, ValueError, TypeError) as error:
+            return False, f"json.encode: {error}".encode()
+
+    def _json_decode(self, text: Any) -> tuple[bool, Any]:
+        if not isinstance(text, bytes):
+            return False, b"json.decode expects a string"
+        try:
+            return True, self._values.to_lua(json.loads(text), keep_null=True)
+        except (ValueError, ConversionError, RecursionError) as error:
+            return False, f"json.decode: {error}".encode()
+        except lua54.LuaMemoryError:
+            return False, MEMORY_MESSAGE.encode()
+
+
+def _many(values: Any) -> tuple:
+    """Lua's multiple results as a tuple (lupa returns a single result unwrapped)."""
+    return values if isinstance(values, tuple) else (values,)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    value = str(value)
+    return value if len(value) <= MAX_MESSAGE else value[:MAX_MESSAGE] + "…"

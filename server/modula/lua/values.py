@@ -1,0 +1,118 @@
+"""Explicit conversion of values between Python and a plugin's Lua state, in both directions.
+
+Python to Lua: None is nil (a dict key with None is left out, so SQL NULL columns are absent
+from rows; None inside a list becomes ``json.null`` to keep the sequence intact); bool, int
+(within 64 bits) and float keep their type; larger ints become strings; Decimal becomes an
+integer when integral and within 64 bits, else a float when the float reads back as the same
+Decimal, else a string; str is UTF-8; bytes pass through as Lua strings; date, time and
+datetime become ISO 8601 strings; dicts and lists/tuples become tables (lists 1-based).
+
+Lua to Python: nil and ``json.null`` are None; integers stay int, floats float; strings are
+str when valid UTF-8, else bytes; a table whose keys are exactly 1..n is a list, a table with
+only string keys is a dict, the empty table is ``{}`` (an empty dict: the caller knows the
+declared type and may read it as an empty list); mixed or other keys, functions, coroutines
+and userdata are refused. Tables are read raw, so plugin metamethods never run here.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from lupa import lua54
+
+MAX_DEPTH = 100
+_INT64 = (lua54.LUA_MININTEGER, lua54.LUA_MAXINTEGER)
+
+
+class ConversionError(Exception):
+    """A value cannot cross between Python and Lua; the message says which and why."""
+
+
+class LuaValues:
+    """Converts values for one Lua runtime; ``null`` is that runtime's ``json.null`` sentinel."""
+
+    def __init__(self, lua: lua54.LuaRuntime, is_null: Any, null: Any) -> None:
+        self._lua = lua
+        self._is_null = is_null
+        self.null = null
+
+    def to_lua(self, value: Any, depth: int = 0, keep_null: bool = False) -> Any:
+        """Convert for Lua; with ``keep_null`` every None becomes ``json.null`` (json.decode)."""
+        if depth > MAX_DEPTH:
+            raise ConversionError(f"value nested deeper than {MAX_DEPTH} levels")
+        if value is None:
+            return self.null if keep_null else None
+        if isinstance(value, (bool, float)):
+            return value
+        if isinstance(value, int):
+            return value if _INT64[0] <= value <= _INT64[1] else str(value).encode()
+        if isinstance(value, str):
+            return value.encode("utf-8")
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return bytes(value)
+        if isinstance(value, Decimal):
+            return decimal_to_lua(value)
+        if isinstance(value, (dt.date, dt.time)):
+            return value.isoformat().encode()
+        if isinstance(value, dict):
+            return self._lua.table_from({
+                str(key).encode("utf-8"): self.to_lua(item, depth + 1, keep_null)
+                for key, item in value.items() if item is not None or keep_null
+            })
+        if isinstance(value, (list, tuple)):
+            return self._lua.table_from([
+                self.null if item is None else self.to_lua(item, depth + 1, keep_null)
+                for item in value
+            ])
+        raise ConversionError(f"cannot pass a Python {type(value).__name__} to Lua")
+
+    def from_lua(self, value: Any, depth: int = 0) -> Any:
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        if isinstance(value, bytes):
+            return lua_string(value)
+        kind = lua54.lua_type(value)
+        if kind != "table":
+            raise ConversionError(f"cannot pass a Lua {kind or type(value).__name__} to the host")
+        if depth >= MAX_DEPTH:
+            raise ConversionError(f"table nested deeper than {MAX_DEPTH} levels (is it cyclic?)")
+        items = list(value.items())
+        if not items:
+            return None if self._is_null(value) else {}
+        if all(type(key) is int for key, _ in items):
+            items.sort(key=lambda pair: pair[0])
+            if items[0][0] != 1 or items[-1][0] != len(items):
+                raise ConversionError("array table has holes or indices outside 1..n")
+            return [self.from_lua(item, depth + 1) for _, item in items]
+        result = {}
+        for key, item in items:
+            if not isinstance(key, bytes):
+                raise ConversionError(
+                    "table mixes array indices and string keys" if type(key) is int
+                    else f"table key of type {lua54.lua_type(key) or type(key).__name__} "
+                         "is not allowed (use strings)")
+            name = lua_string(key)
+            if isinstance(name, bytes):
+                raise ConversionError("table keys must be valid UTF-8 strings")
+            result[name] = self.from_lua(item, depth + 1)
+        return result
+
+
+def lua_string(raw: bytes) -> str | bytes:
+    """A Lua string as str when it is valid UTF-8, else the raw bytes."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+
+
+def decimal_to_lua(value: Decimal) -> int | float | bytes:
+    if value.is_finite() and value == value.to_integral_value():
+        as_int = int(value)
+        if _INT64[0] <= as_int <= _INT64[1]:
+            return as_int
+    as_float = float(value)
+    if value.is_finite() and Decimal(repr(as_float)) == value:
+        return as_float
+    return str(value).encode()
