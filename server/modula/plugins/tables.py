@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from modula.db import core_tables
 from modula.db.connection import Session
 from modula.db.introspection import TableSpec, type_name
 from modula.plugins.errors import PluginError
@@ -107,9 +106,10 @@ def declared_tables(plugin: str, declarations: list, live: dict[str, TableSpec])
                 constraints.append(sa.UniqueConstraint(*group, name=_constraint_name("uq", decl.name, group)))
         for column in columns:
             for fk in column.foreign_keys:
-                core = fk.target_fullname.partition(".")[0]
+                core, _, core_column = fk.target_fullname.partition(".")
                 if core in READABLE_CORE_TABLES and core not in metadata.tables:
-                    core_tables.metadata.tables[core].to_metadata(metadata)
+                    # A stand-in so the DDL compiler can resolve REFERENCES; never created.
+                    sa.Table(core, metadata, sa.Column(core_column, sa.Integer, primary_key=True))
         table = sa.Table(decl.name, metadata, *columns, *constraints)
         for group in decl.indexes:
             missing = [c for c in group if c not in known]
