@@ -15,6 +15,7 @@ from modula.config import Settings
 from modula.db.connection import Database
 from modula.db.migrations import migrate
 from modula.graphql_http import graphql_endpoint
+from modula.plugins.host import PluginHost
 from modula.schema.builder import build_schema
 from modula.schema.live import LiveSchema
 
@@ -38,11 +39,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if applied:
                 log.info("applied migrations: %s", ", ".join(applied))
             # Schema builds take hundreds of milliseconds for large schemas: keep them off the loop.
+            plugins = PluginHost(database)
+            await plugins.load_all(settings.plugins_dir)
             schema = await asyncio.to_thread(build_schema)
             app.state.settings = settings
             app.state.database = database
             app.state.live_schema = LiveSchema(schema)
+            app.state.plugins = plugins
             yield
+            plugins.close()
         finally:
             await database.disconnect()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 
 from modula.config import Settings
 
@@ -15,6 +16,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
         debug=True if getattr(args, "debug", False) else None,
+        plugins_dir=Path(args.plugins_dir) if getattr(args, "plugins_dir", None) else None,
     )
 
 
@@ -56,6 +58,100 @@ def cmd_schema_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_host(args: argparse.Namespace, work):
+    """Run `work(host, settings)` against the configured database with a migrated schema."""
+    from modula.db.connection import Database
+    from modula.db.migrations import migrate
+    from modula.plugins.host import PluginHost
+
+    settings = _settings(args)
+
+    async def run():
+        database = Database(settings.database_url)
+        await database.connect()
+        host = PluginHost(database)
+        try:
+            async with database.session() as session:
+                await migrate(session)
+            return await work(host, settings)
+        finally:
+            host.close()
+            await database.disconnect()
+
+    return asyncio.run(run())
+
+
+def cmd_plugins_list(args: argparse.Namespace) -> int:
+    from modula.plugins import registry
+    from modula.plugins.manifest import read_manifest
+
+    async def work(host, settings):
+        async with host.database.session() as session:
+            rows = await registry.list_plugins(session)
+        installed = {row["name"]: row for row in rows}
+        on_disk = {}
+        if settings.plugins_dir.is_dir():
+            for folder in sorted(settings.plugins_dir.iterdir()):
+                if (folder / "plugin.json").is_file():
+                    try:
+                        on_disk[read_manifest(folder).name] = folder
+                    except Exception as exc:  # noqa: BLE001 - listed, not fatal
+                        print(f"{folder.name:<16} (broken: {exc})")
+        for name in sorted(set(installed) | set(on_disk)):
+            row = installed.get(name)
+            state = "not installed" if row is None else (f"{row['version']:<10} " + ("enabled" if row["enabled"] else "disabled"))
+            print(f"{name:<16} {state:<22} {on_disk.get(name, '(no folder)')}")
+        if not installed and not on_disk:
+            print(f"no plugins (plugins directory: {settings.plugins_dir})")
+        return 0
+
+    return _with_host(args, work)
+
+
+def cmd_plugins_install(args: argparse.Namespace) -> int:
+    import shutil
+
+    from modula.plugins.manifest import read_manifest
+
+    async def work(host, settings):
+        source = Path(args.path).resolve()
+        manifest = read_manifest(source)
+        target = settings.plugins_dir.resolve() / manifest.name
+        if source != target:
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(source, target)
+        print(f"installing {manifest.name} {manifest.version} ...", flush=True)
+        plugin = await host.install(target)
+        print(f"installed {plugin.name} {plugin.manifest.version}: tables {', '.join(plugin.tables) or '(none)'}")
+        return 0
+
+    return _with_host(args, work)
+
+
+def cmd_plugins_reload(args: argparse.Namespace) -> int:
+    async def work(host, settings):
+        plugin = await host.reload(args.name, settings.plugins_dir)
+        print(f"reloaded {plugin.name} {plugin.manifest.version}")
+        return 0
+
+    return _with_host(args, work)
+
+
+def cmd_plugins_remove(args: argparse.Namespace) -> int:
+    import shutil
+
+    async def work(host, settings):
+        await host.remove(args.name)
+        folder = settings.plugins_dir / args.name
+        if folder.is_dir():
+            shutil.rmtree(folder)
+        print(f"removed {args.name}; its tables were kept (they hold data): drop them by hand if you must")
+        return 0
+
+    return _with_host(args, work)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modula", description="Modula: a GraphQL headless CMS with Lua plugins.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
@@ -73,6 +169,22 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply the core schema migrations and exit")
     database_flag(migrate)
     migrate.set_defaults(run=cmd_migrate)
+
+    plugins = commands.add_parser("plugins", help="list, install, reload or remove plugins")
+    plugin_commands = plugins.add_subparsers(dest="plugins_command", required=True, metavar="SUBCOMMAND")
+
+    def plugin_parser(name: str, help: str, run) -> argparse.ArgumentParser:
+        p = plugin_commands.add_parser(name, help=help)
+        database_flag(p)
+        p.add_argument("--plugins-dir", help="folder of plugins (default ./plugins; env MODULA_PLUGINS_DIR)")
+        p.set_defaults(run=run)
+        return p
+
+    plugin_parser("list", "installed plugins and plugin folders", cmd_plugins_list)
+    plugin_parser("install", "copy a plugin folder into the plugins directory and install it", cmd_plugins_install).add_argument(
+        "path", help="folder with plugin.json and init.lua")
+    plugin_parser("reload", "install a plugin again from its folder (upgrades its tables)", cmd_plugins_reload).add_argument("name")
+    plugin_parser("remove", "forget a plugin and delete its folder (keeps its tables)", cmd_plugins_remove).add_argument("name")
 
     schema = commands.add_parser("schema", help="work with the GraphQL schema")
     schema_commands = schema.add_subparsers(dest="schema_command", required=True, metavar="SUBCOMMAND")

@@ -1,0 +1,137 @@
+"""The plugin host: installs, loads, reloads and removes plugins, one sandboxed runtime each.
+
+Installing runs init.lua (which only declares), plans the plugin's tables against the live
+database, and in ONE transaction creates or upgrades them, records the plugin in the registry
+and bumps the schema generation. A failing plugin is reported by name, file and line, and never
+stops the server or the other plugins.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modula.db.connection import Database
+from modula.db.introspection import TableSpec, reflect_tables
+from modula.lua.declarations import Declarations
+from modula.lua.errors import LuaPluginError
+from modula.lua.limits import Limits
+from modula.lua.runtime import PluginRuntime
+from modula.plugins import registry, tables
+from modula.plugins.errors import PluginError
+from modula.plugins.manifest import Manifest, read_manifest
+
+log = logging.getLogger("modula.plugins")
+
+HOOK_EVENTS = ("before_insert", "after_insert", "before_update", "after_update", "before_delete", "after_delete")
+
+
+@dataclass
+class LoadedPlugin:
+    manifest: Manifest
+    runtime: PluginRuntime
+    declarations: Declarations
+    tables: dict[str, TableSpec]
+    checksum: str
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+
+@dataclass
+class PluginHost:
+    database: Database
+    limits: Limits = field(default_factory=Limits)
+    loaded: dict[str, LoadedPlugin] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+    async def load_all(self, plugins_dir: Path) -> None:
+        """Install or load every plugin folder; failures are logged and kept, never raised."""
+        if not plugins_dir.is_dir():
+            return
+        for folder in sorted(p for p in plugins_dir.iterdir() if (p / "plugin.json").is_file()):
+            try:
+                await self.install(folder)
+            except PluginError as exc:
+                self.failures[exc.plugin] = exc.message
+                log.error("%s", exc.message)
+
+    async def install(self, folder: Path) -> LoadedPlugin:
+        """Load the plugin in `folder` and create or upgrade its tables; all or nothing."""
+        manifest = read_manifest(folder)
+        runtime = PluginRuntime(manifest.name, limits=self.limits, http_hosts=list(manifest.http_hosts))
+        try:
+            declarations = _declare(manifest, runtime)
+            _check_hooks(manifest.name, declarations)
+            prefix = manifest.name + "_"
+            live = await reflect_tables(self.database.url, prefix=prefix)
+            metadata = tables.declared_tables(manifest.name, declarations.tables, live)
+            plan = tables.plan(manifest.name, metadata, live)
+            digest = registry.checksum(folder)
+            async with self.database.session() as session:
+                async with session.transaction():
+                    await tables.apply(session, plan)
+                    await registry.record(session, manifest, digest)
+            if not plan.empty:
+                log.info("plugin %s %s: %s", manifest.name, manifest.version, ", ".join(plan.describe()))
+            specs = await reflect_tables(self.database.url, prefix=prefix)
+        except PluginError:
+            runtime.close()
+            raise
+        except Exception as exc:
+            runtime.close()
+            log.exception("plugin %s failed to install", manifest.name)
+            raise PluginError(manifest.name, f"install failed: {exc}") from exc
+        previous = self.loaded.pop(manifest.name, None)
+        if previous is not None:
+            previous.runtime.close()
+        self.failures.pop(manifest.name, None)
+        plugin = LoadedPlugin(manifest, runtime, declarations, specs, digest)
+        self.loaded[manifest.name] = plugin
+        return plugin
+
+    async def reload(self, name: str, plugins_dir: Path) -> LoadedPlugin:
+        folder = self.loaded[name].manifest.folder if name in self.loaded else plugins_dir / name
+        return await self.install(folder)
+
+    async def unload(self, name: str) -> None:
+        """Stop serving the plugin; its tables and registry row stay."""
+        plugin = self.loaded.pop(name, None)
+        if plugin is None:
+            raise PluginError(name, "is not loaded", code="NOT_FOUND")
+        plugin.runtime.close()
+
+    async def remove(self, name: str) -> None:
+        """Forget the plugin in the registry. Its tables are kept: they hold user data."""
+        plugin = self.loaded.pop(name, None)
+        if plugin is not None:
+            plugin.runtime.close()
+        async with self.database.session() as session:
+            async with session.transaction():
+                if await registry.get_plugin(session, name) is None:
+                    raise PluginError(name, "is not installed", code="NOT_FOUND")
+                await registry.forget(session, name)
+
+    def close(self) -> None:
+        for plugin in self.loaded.values():
+            plugin.runtime.close()
+        self.loaded.clear()
+
+
+def _declare(manifest: Manifest, runtime: PluginRuntime) -> Declarations:
+    source = manifest.init_lua.read_text(encoding="utf-8")
+    try:
+        return runtime.load(source, "init.lua")
+    except LuaPluginError as exc:
+        raise PluginError(manifest.name, exc.message, location=exc.location or "init.lua", code="PLUGIN_LOAD_FAILED") from None
+
+
+def _check_hooks(plugin: str, declarations: Declarations) -> None:
+    own = {t.name for t in declarations.tables}
+    for hook in declarations.hooks:
+        if hook.event not in HOOK_EVENTS:
+            raise PluginError(plugin, f"unknown hook event {hook.event!r}; use one of {', '.join(HOOK_EVENTS)}")
+        if hook.table not in own:
+            raise PluginError(plugin, f"hook {hook.event} names table {hook.table!r}, which the plugin does not define")
