@@ -21,7 +21,7 @@ Run from the repository root with the venv active::
 
     python tests/bench/bench_core.py                       # SQLite only
     python tests/bench/bench_core.py --postgres-url postgresql://postgres@127.0.0.1:5432/test
-    MODULA_TEST_POSTGRES_URL=postgresql://... python tests/bench/bench_core.py --iterations 500
+    MODULA_TEST_POSTGRES_URL=postgresql://... python tests/bench/bench_core.py --iterations 1000
     python tests/bench/bench_core.py --profile             # + cProfile of createContent (SQLite)
 
 SQLite uses a temporary file; PostgreSQL a temporary database created next to the one in the
@@ -38,7 +38,6 @@ import io
 import os
 import pstats
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -447,8 +446,9 @@ async def bench_postgres(admin_url: str, iterations: int, query_iterations: int)
 # --------------------------------------------------------------------------- profile
 
 
-async def profile_create_content(iterations: int, top: int = 25) -> str:
-    """cProfile of sequential createContent requests on SQLite; the top functions by own time."""
+async def profile_create_content(iterations: int, top: int = 15) -> str:
+    """cProfile of sequential createContent requests on SQLite: own time by package, the top
+    functions by own time, and modula's own functions by cumulative time."""
     with tempfile.TemporaryDirectory(prefix="modula-bench-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         async with running_app(url, plugins_dir=Path(tmp) / "plugins") as app, GraphQLClient.for_app(app) as client:
@@ -462,9 +462,30 @@ async def profile_create_content(iterations: int, top: int = 25) -> str:
             profiler.disable()
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
+    out.write(f"{iterations} requests; own time by package (ms per request, profiler overhead included):\n")
+    for package, seconds in own_time_by_package(stats)[:top]:
+        out.write(f"  {package:<28} {seconds / iterations * 1000:8.2f}\n")
     stats.sort_stats("tottime").print_stats(top)
-    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(r"/modula/", top)
+    out.write("Where SQL gets compiled: ClauseElement.__str__ (modula's statement observers) vs databases' _compile:\n")
+    stats.sort_stats("cumulative").print_stats(r"elements.py:\d+\(__str__\)|backends/\w+.py:\d+\(_compile\)")
     return out.getvalue()
+
+
+def own_time_by_package(stats: pstats.Stats) -> list[tuple[str, float]]:
+    """Sum each function's own time under its top-level package (site-packages name, modula, stdlib module)."""
+    totals: dict[str, float] = {}
+    for (filename, _, name), (_, _, tottime, _, _) in stats.stats.items():
+        if "site-packages/" in filename:
+            package = filename.split("site-packages/")[1].split("/")[0]
+        elif "/modula/" in filename:
+            package = "modula." + filename.split("/modula/")[1].split("/")[0].removesuffix(".py")
+        elif filename == "~":
+            package = f"builtin {name}" if "poll" in name or "select" in name else "builtins"
+        else:
+            package = "stdlib " + Path(filename).stem
+        totals[package] = totals.get(package, 0.0) + tottime
+    return sorted(totals.items(), key=lambda item: -item[1])
 
 
 # --------------------------------------------------------------------------- report
@@ -474,7 +495,8 @@ def _cells(result: Result | None) -> list[str]:
     if result is None:
         return ["–"] * 3
     latency = f"{result.percentile(50):.2f} / {result.percentile(95):.2f} / {result.percentile(99):.2f}"
-    return [f"{result.throughput:,.0f}", latency, str(result.errors)]
+    rate = result.throughput
+    return [f"{rate:,.0f}" if rate >= 100 else f"{rate:.1f}", latency, str(result.errors)]
 
 
 def render_table(by_dialect: dict[str, list[Result]]) -> str:
@@ -510,9 +532,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--postgres-url", default=os.environ.get("MODULA_TEST_POSTGRES_URL"),
                         help="PostgreSQL server to create a temporary database on (default: $MODULA_TEST_POSTGRES_URL)")
-    parser.add_argument("--iterations", "-n", type=int, default=500, help="inserts per write benchmark (default 500)")
+    parser.add_argument("--iterations", "-n", type=int, default=300, help="inserts per write benchmark (default 300)")
     parser.add_argument("--query-iterations", type=int, default=None,
-                        help="requests per query benchmark (default: iterations / 5, at least 20)")
+                        help="requests per query benchmark (default: iterations / 10, at least 20)")
     parser.add_argument("--no-sqlite", action="store_true", help="skip SQLite")
     parser.add_argument("--profile", action="store_true", help="also cProfile createContent on SQLite")
     return parser.parse_args(argv)
@@ -520,7 +542,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    query_iterations = args.query_iterations or max(20, args.iterations // 5)
+    query_iterations = args.query_iterations or max(20, args.iterations // 10)
     by_dialect: dict[str, list[Result]] = {}
     started = time.perf_counter()
     if not args.no_sqlite:
@@ -539,7 +561,7 @@ async def main(argv: list[str] | None = None) -> int:
     print(f"\ntotal {time.perf_counter() - started:.1f} s")
     if args.profile:
         print("\ncProfile of createContent (SQLite, GraphQL, sequential):\n")
-        print(await profile_create_content(min(args.iterations, 300)))
+        print(await profile_create_content(min(args.iterations, 100)))
     return 1 if notes else 0
 
 

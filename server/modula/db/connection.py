@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import databases
@@ -55,6 +55,8 @@ class Database:
         self._db = databases.Database(_driver_url(url))
         self._sqlite_write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         self._observers: list[StatementObserver] = []
+        self._login_pools: dict[str, tuple[str, databases.Database]] = {}
+        self._login_pools_lock = asyncio.Lock()
 
     @property
     def is_sqlite(self) -> bool:
@@ -64,6 +66,8 @@ class Database:
         await self._db.connect()
 
     async def disconnect(self) -> None:
+        for key in list(self._login_pools):
+            await self.close_login_pool(key)
         await self._db.disconnect()
 
     def observe(self, observer: StatementObserver) -> Callable[[], None]:
@@ -91,8 +95,53 @@ class Database:
                 await session._abandon()
 
 
+    @contextlib.asynccontextmanager
+    async def login_session(
+        self, key: str, credentials: Callable[[], Awaitable[tuple[str, str]]], *, max_size: int = 4
+    ) -> AsyncIterator[Session]:
+        """PostgreSQL: hold a connection logged in as another role, from that role's own pool.
+
+        The pool is created on first use under `key` with the (role, password) that
+        `credentials()` returns (so the caller reads them only once per process), and is closed
+        by `close_login_pool(key)` or `disconnect()`. The session's `login_role` names the role.
+        """
+        if self.is_sqlite:
+            raise ValueError("login sessions exist only on PostgreSQL; SQLite has no roles")
+        role, pool = await self._login_pool(key, credentials, max_size)
+        connection = pool.connection()
+        async with connection:
+            session = Session(self, connection)
+            session.login_role = role
+            try:
+                yield session
+            finally:
+                await session._abandon()
+
+    async def _login_pool(self, key, credentials, max_size) -> tuple[str, databases.Database]:
+        async with self._login_pools_lock:
+            if key not in self._login_pools:
+                role, password = await credentials()
+                url = make_url(_driver_url(self.url)).set(username=role, password=password)
+                # min_size=0: a plugin that is never called holds no connection.
+                pool = databases.Database(url.render_as_string(hide_password=False), min_size=0, max_size=max_size)
+                await pool.connect()
+                self._login_pools[key] = (role, pool)
+            return self._login_pools[key]
+
+    async def close_login_pool(self, key: str) -> None:
+        """Close the pool `login_session(key, ...)` opened, if any (before its role is dropped)."""
+        async with self._login_pools_lock:
+            entry = self._login_pools.pop(key, None)
+        if entry is not None:
+            await entry[1].disconnect()
+
+
 class Session:
     """One held connection: statements, RETURNING inserts and (nested) transactions on it."""
+
+    # The role this connection logged in as when it came from `Database.login_session`; None for
+    # the host's own connections.
+    login_role: str | None = None
 
     def __init__(self, database: Database, connection: databases.core.Connection) -> None:
         self.database = database
@@ -106,6 +155,12 @@ class Session:
     @property
     def in_transaction(self) -> bool:
         return self._depth > 0
+
+    @property
+    def driver_connection(self) -> Any:
+        """The driver's own connection (aiosqlite or asyncpg) under this session, for code that must
+        run statements `databases` cannot express (plugin SQL with native placeholders)."""
+        return self._connection.raw_connection
 
     async def fetch_all(self, statement: sa.sql.ClauseElement) -> list[dict[str, Any]]:
         records = await self._run(self._connection.fetch_all, statement)

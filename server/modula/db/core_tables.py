@@ -222,3 +222,12 @@ schema_state = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("generation", sa.Integer, nullable=False),
 )
+
+# The PostgreSQL login role of each plugin (see db/confinement.py). Never readable by plugins.
+plugin_roles = sa.Table(
+    "plugin_roles",
+    metadata,
+    sa.Column("plugin", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(63), nullable=False),
+    sa.Column("password", sa.String(128), nullable=False),
+)

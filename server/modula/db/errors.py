@@ -30,6 +30,24 @@ class CheckViolation(DatabaseError):
     code = "CHECK_VIOLATION"
 
 
+class PluginSQLError(DatabaseError):
+    """A plugin's own SQL failed; the message is meant for the plugin author and names no host internals."""
+
+    code = "PLUGIN_SQL_ERROR"
+
+
+class PluginSQLDenied(PluginSQLError):
+    """The plugin's SQL touched something its grant does not allow (refused by the database itself)."""
+
+    code = "NOT_AUTHORIZED"
+
+
+class PluginSQLTimeout(PluginSQLError):
+    """The plugin's statement ran longer than its time budget and was stopped."""
+
+    code = "TIMEOUT"
+
+
 def translate(exc: BaseException) -> DatabaseError | None:
     """Map a driver exception (sqlite3 or asyncpg) onto one of ours, or None if unknown."""
     name = type(exc).__name__

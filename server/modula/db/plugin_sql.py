@@ -1,0 +1,408 @@
+"""Runs one plugin's raw SQL, confined by the database to what its `PluginGrant` allows.
+
+Plugin SQL is text plus parameters: a list for `?` placeholders or a dict for `:name` ones,
+always bound, never formatted in. On SQLite the text goes to the driver unchanged (both styles
+are native) inside one call on aiosqlite's worker thread that sets the authorizer and a
+progress-handler time budget, runs, fetches and removes both, so no host statement ever runs
+under them and no plugin statement runs without them. On PostgreSQL the placeholders become
+`$1..$n` and the statement runs on a connection logged in as the plugin's role.
+
+Obtain one with `plugin_sql(database, grant)`; on SQLite pass `session=` to share the caller's
+transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from modula.db import confinement
+from modula.db.confinement import PluginGrant, SQLitePolicy
+from modula.db.connection import Database, Session
+from modula.db.errors import PluginSQLDenied, PluginSQLError, PluginSQLTimeout, translate
+
+Params = Sequence[Any] | Mapping[str, Any] | None
+
+# SQLite calls the progress handler every this many virtual-machine instructions.
+_PROGRESS_INTERVAL = 1000
+# Warmed before the authorizer is set: the first use of an eponymous virtual table on a
+# connection reads and writes sqlite_master internally, which the authorizer would refuse.
+_SQLITE_WARMUP = "SELECT 1 FROM json_each('[]'), json_tree('[]')"
+_PG_SAVEPOINT = "modula_plugin_statement"
+_PG_TRANSACTION_WORDS = frozenset({"begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release", "prepare"})
+
+
+# --- placeholders ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    start: int
+    end: int
+    name: str | None  # None for `?`
+
+
+@dataclass(frozen=True)
+class ScannedSQL:
+    placeholders: tuple[Placeholder, ...]
+    first_word: str
+
+
+_IDENT_START = re.compile(r"[A-Za-z_]")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
+
+
+def scan_sql(sql: str, dialect: str) -> ScannedSQL:
+    """Find the `?` and `:name` placeholders outside string literals, quoted identifiers,
+    comments, dollar-quoted strings (PostgreSQL) and `::` casts; also the statement's first word."""
+    postgres = dialect == "postgresql"
+    found: list[Placeholder] = []
+    first_word = ""
+    i, n = 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        nxt = sql[i + 1] if i + 1 < n else ""
+        if ch == "'":
+            backslashes = postgres and i > 0 and sql[i - 1] in "eE" and not _is_ident_char(sql, i - 2)
+            i = _skip_quoted(sql, i, "'", backslashes)
+        elif ch == '"' or (not postgres and ch == "`"):
+            i = _skip_quoted(sql, i, ch, False)
+        elif not postgres and ch == "[":
+            end = sql.find("]", i + 1)
+            i = n if end < 0 else end + 1
+        elif ch == "-" and nxt == "-":
+            end = sql.find("\n", i)
+            i = n if end < 0 else end + 1
+        elif ch == "/" and nxt == "*":
+            i = _skip_block_comment(sql, i, nested=postgres)
+        elif ch == "$" and postgres and not _is_ident_char(sql, i - 1) and (tag := _DOLLAR_TAG.match(sql, i)):
+            end = sql.find(tag.group(0), tag.end())
+            i = n if end < 0 else end + len(tag.group(0))
+        elif ch == "$" and (nxt.isdigit() or (not postgres and _IDENT_START.match(nxt))):
+            raise PluginSQLError("use ? or :name placeholders in plugin SQL, not $ parameters")
+        elif ch == "?":
+            if nxt.isdigit():
+                raise PluginSQLError("numbered ? placeholders are not supported: use ? or :name")
+            found.append(Placeholder(i, i + 1, None))
+            i += 1
+        elif ch == ":" and nxt == ":":
+            i += 2
+        elif ch == ":" and _IDENT_START.match(nxt) and not _is_ident_char(sql, i - 1):
+            name = _IDENT.match(sql, i + 1).group(0)
+            found.append(Placeholder(i, i + 1 + len(name), name))
+            i += 1 + len(name)
+        elif _IDENT_START.match(ch):
+            word = _IDENT.match(sql, i).group(0)
+            first_word = first_word or word.lower()
+            i += len(word)
+        else:
+            first_word = first_word or ("(" if ch == "(" else "")
+            i += 1
+    return ScannedSQL(tuple(found), first_word)
+
+
+def bind(sql: str, params: Params, dialect: str) -> tuple[str, Sequence[Any] | Mapping[str, Any], ScannedSQL]:
+    """Check the placeholders against the parameters; on PostgreSQL rewrite them to `$n`.
+
+    Returns (text, parameters for the driver, scan). A list binds `?`, a dict binds `:name`."""
+    scanned = scan_sql(sql, dialect)
+    holders = scanned.placeholders
+    if params is None:
+        params = []
+    if isinstance(params, Mapping):
+        if any(h.name is None for h in holders):
+            raise PluginSQLError("parameters were given by name but the statement uses ? placeholders")
+        missing = sorted({h.name for h in holders if h.name not in params})
+        if missing:
+            raise PluginSQLError(f"no value given for parameter :{missing[0]}")
+        if dialect != "postgresql":
+            return sql, dict(params), scanned
+        order: dict[str, int] = {}
+        for h in holders:
+            order.setdefault(h.name, len(order) + 1)
+        text = _replace(sql, holders, lambda h: f"${order[h.name]}")
+        return text, [params[name] for name in order], scanned
+    if isinstance(params, (str, bytes)) or not isinstance(params, Sequence):
+        raise PluginSQLError("parameters must be a list (for ?) or a table of names (for :name)")
+    if any(h.name is not None for h in holders):
+        raise PluginSQLError("the statement uses :name placeholders but the parameters are a list")
+    if len(holders) != len(params):
+        raise PluginSQLError(f"the statement has {len(holders)} ? placeholders but {len(params)} parameters were given")
+    if dialect != "postgresql":
+        return sql, list(params), scanned
+    numbers = iter(range(1, len(holders) + 1))
+    return _replace(sql, holders, lambda h: f"${next(numbers)}"), list(params), scanned
+
+
+def _replace(sql: str, holders: Sequence[Placeholder], render) -> str:
+    parts, last = [], 0
+    for h in holders:
+        parts += [sql[last:h.start], render(h)]
+        last = h.end
+    parts.append(sql[last:])
+    return "".join(parts)
+
+
+def _is_ident_char(sql: str, i: int) -> bool:
+    return i >= 0 and (sql[i].isalnum() or sql[i] in "_$")
+
+
+def _skip_quoted(sql: str, i: int, quote: str, backslashes: bool) -> int:
+    j = i + 1
+    while j < len(sql):
+        if backslashes and sql[j] == "\\":
+            j += 2
+            continue
+        if sql[j] == quote:
+            if j + 1 < len(sql) and sql[j + 1] == quote:
+                j += 2
+                continue
+            return j + 1
+        j += 1
+    return len(sql)
+
+
+def _skip_block_comment(sql: str, i: int, *, nested: bool) -> int:
+    depth, j = 1, i + 2
+    while j < len(sql) and depth:
+        if nested and sql.startswith("/*", j):
+            depth, j = depth + 1, j + 2
+        elif sql.startswith("*/", j):
+            depth, j = depth - 1, j + 2
+        else:
+            j += 1
+    return j
+
+
+# --- running plugin statements --------------------------------------------------------------
+
+
+class PluginSQL:
+    """One plugin's confined SQL on one held connection, for one plugin call or transaction."""
+
+    def __init__(self, session: Session, grant: PluginGrant) -> None:
+        if session.dialect == "postgresql" and not re.fullmatch(rf"modula_[0-9a-f]{{8}}_{grant.plugin}", session.login_role or ""):
+            # A host connection would run the plugin's SQL with the host's privileges.
+            raise ValueError("on PostgreSQL plugin SQL must run on the plugin's own login session")
+        self.session = session
+        self.grant = grant
+        self._policy: SQLitePolicy | None = None
+        self._transaction: contextlib.AbstractAsyncContextManager | None = None
+        self._lost = False
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._transaction is not None
+
+    async def query(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
+        """Rows of a statement as dicts of plain Python values."""
+        rows, _, _ = await self._run(sql, params, exec_=False)
+        return rows
+
+    async def exec(self, sql: str, params: Params = None) -> dict[str, int | None]:
+        """Run a statement for its effect: {"rows_affected", "last_insert_id"} (the id only after
+        an INSERT whose table generates one)."""
+        _, affected, last_id = await self._run(sql, params, exec_=True)
+        return {"rows_affected": affected, "last_insert_id": last_id}
+
+    async def begin(self) -> None:
+        """Open a real transaction (a savepoint if the caller's session already holds one)."""
+        if self._transaction is not None:
+            raise PluginSQLError("a transaction is already open")
+        transaction = self.session.transaction()
+        await transaction.__aenter__()
+        self._transaction = transaction
+
+    async def commit(self) -> None:
+        transaction = self._take_transaction()
+        if self._lost:
+            await self._unwind(transaction)
+            raise PluginSQLError("the transaction was rolled back after a statement was stopped; nothing was committed")
+        await transaction.__aexit__(None, None, None)
+
+    async def rollback(self) -> None:
+        transaction = self._take_transaction()
+        if self._lost:
+            await self._unwind(transaction)
+            return
+        await transaction.__aexit__(_Rollback, _Rollback(), None)
+
+    def _take_transaction(self):
+        if self._transaction is None:
+            raise PluginSQLError("no transaction is open")
+        transaction, self._transaction = self._transaction, None
+        return transaction
+
+    async def _unwind(self, transaction) -> None:
+        # SQLite already rolled the whole transaction back; only the session's bookkeeping is left.
+        self._lost = False
+        with contextlib.suppress(Exception):
+            await transaction.__aexit__(_Rollback, _Rollback(), None)
+
+    async def _run(self, sql: str, params: Params, *, exec_: bool):
+        if self._lost:
+            raise PluginSQLError("the transaction was rolled back after a statement was stopped; roll back and start again")
+        text, args, scanned = bind(sql, params, self.session.dialect)
+        self.session.database._notify(text)
+        if self.session.dialect == "postgresql":
+            return await self._run_postgres(text, args, scanned, exec_=exec_)
+        return await self._run_sqlite(text, args)
+
+    # SQLite
+
+    async def _run_sqlite(self, sql: str, args):
+        raw = self.session.driver_connection
+        expected_transaction = self.session.in_transaction
+        if self._policy is None:
+            keys = await raw._execute(confinement.sqlite_referenced_keys, raw._conn, self.grant)
+            self._policy = SQLitePolicy(self.grant, keys)
+        try:
+            return await raw._execute(_run_confined_sqlite, raw._conn, self._policy, sql, args, self.grant.statement_timeout_ms)
+        except Exception as exc:
+            lost = expected_transaction and not raw._conn.in_transaction
+            self._lost = self._lost or lost
+            raise self._sqlite_error(exc, lost) from None
+
+    def _sqlite_error(self, exc: Exception, lost: bool) -> PluginSQLError:
+        if self._policy.denial is not None:
+            return PluginSQLDenied(f"not authorized: {self._policy.denial}")
+        text = str(exc)
+        if text == "interrupted":
+            message = f"statement stopped after its time budget of {self.grant.statement_timeout_ms} ms"
+            if lost:
+                message += "; SQLite rolled back the whole transaction"
+            return PluginSQLTimeout(message)
+        translated = translate(exc)
+        return PluginSQLError(translated.message if translated else text)
+
+    # PostgreSQL
+
+    async def _run_postgres(self, sql: str, args, scanned: ScannedSQL, *, exec_: bool):
+        if scanned.first_word in _PG_TRANSACTION_WORDS:
+            raise PluginSQLDenied("not authorized: transaction statements are not allowed in plugin SQL: use the transaction API")
+        connection = self.session.driver_connection
+        in_transaction = self.session.in_transaction
+        # The role's own statement_timeout can be changed by the plugin with SET, so the budget
+        # is set again right before every statement; DISCARD SEQUENCES makes lastval() name only
+        # what this statement generated.
+        prelude = f"SET statement_timeout = {int(self.grant.statement_timeout_ms)}"
+        if exec_:
+            prelude += "; DISCARD SEQUENCES"
+        if in_transaction:
+            prelude = f"SAVEPOINT {_PG_SAVEPOINT}; {prelude}"
+        await connection.execute(prelude)
+        try:
+            # Both paths use the extended protocol: one statement, no `;`-chained extras.
+            if exec_:
+                statement = await connection.prepare(sql)
+                records = await statement.fetch(*args)
+                status = statement.get_statusmsg() or ""
+            else:
+                records, status = await connection.fetch(sql, *args), ""
+        except Exception as exc:
+            if in_transaction and connection.is_in_transaction():
+                await connection.execute(f"ROLLBACK TO SAVEPOINT {_PG_SAVEPOINT}; RELEASE SAVEPOINT {_PG_SAVEPOINT}")
+            raise _postgres_error(exc, self.grant) from None
+        if in_transaction != connection.is_in_transaction():
+            if not in_transaction:
+                await connection.execute("ROLLBACK")
+            self._lost = in_transaction
+            raise PluginSQLDenied("not authorized: the statement ended or started a transaction: use the transaction API")
+        last_id = None
+        affected = _status_count(status)
+        if exec_ and status.startswith("INSERT") and affected:
+            last_id = await self._pg_lastval(connection, in_transaction)
+        if in_transaction:
+            await connection.execute(f"RELEASE SAVEPOINT {_PG_SAVEPOINT}")
+        return [dict(record) for record in records], affected, last_id
+
+    async def _pg_lastval(self, connection, in_transaction: bool) -> int | None:
+        # lastval() fails when the statement used no sequence; inside a transaction that failure
+        # must not undo the insert, hence its own savepoint.
+        if in_transaction:
+            await connection.execute("SAVEPOINT modula_lastval")
+        try:
+            value = await connection.fetchval("SELECT pg_catalog.lastval()")
+        except Exception:  # noqa: BLE001 - "lastval is not yet defined in this session"
+            if in_transaction:
+                await connection.execute("ROLLBACK TO SAVEPOINT modula_lastval")
+            return None
+        return value
+
+
+def _run_confined_sqlite(connection, policy: SQLitePolicy, sql: str, args, timeout_ms: int):
+    """Runs on aiosqlite's worker thread: authorizer and time budget set, statement run and
+    fetched, both removed, with nothing else able to use the connection in between."""
+    connection.execute(_SQLITE_WARMUP).fetchall()
+    policy.reset()
+    deadline = time.monotonic() + timeout_ms / 1000
+    connection.set_authorizer(policy)
+    connection.set_progress_handler(lambda: time.monotonic() > deadline, _PROGRESS_INTERVAL)
+    try:
+        cursor = connection.execute(sql, args)
+        rows = cursor.fetchall()
+        columns = [d[0] for d in cursor.description or ()]
+        affected = max(cursor.rowcount, 0)
+        last_id = cursor.lastrowid if policy.inserts and affected else None
+    finally:
+        connection.set_progress_handler(None, 0)
+        connection.set_authorizer(None)
+    return [dict(zip(columns, row)) for row in rows], affected, last_id
+
+
+def _postgres_error(exc: Exception, grant: PluginGrant) -> PluginSQLError:
+    state = getattr(exc, "sqlstate", None)
+    message = str(exc)
+    if state == "42501":
+        return PluginSQLDenied(f"not authorized: {message}")
+    if state == "57014":
+        return PluginSQLTimeout(f"statement stopped after its time budget of {grant.statement_timeout_ms} ms")
+    translated = translate(exc)
+    return PluginSQLError(translated.message if translated else message)
+
+
+def _status_count(status: str) -> int:
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+class _Rollback(Exception):
+    """Thrown into a session transaction to make it roll back."""
+
+
+@contextlib.asynccontextmanager
+async def plugin_sql(database: Database, grant: PluginGrant, *, session: Session | None = None) -> AsyncIterator[PluginSQL]:
+    """A `PluginSQL` for one plugin call.
+
+    SQLite: on `session` when given (plugin statements then share the caller's transaction), else
+    on a new session. PostgreSQL: on a connection from the plugin's own pool (logged in as its
+    role, provisioned beforehand by `provision_plugin_role`); a host `session` cannot be shared
+    because the host's connection carries the host's privileges.
+    """
+    if database.is_sqlite:
+        if session is not None:
+            yield PluginSQL(session, grant)
+            return
+        async with database.session() as own:
+            yield PluginSQL(own, grant)
+        return
+    if session is not None and session.login_role is not None:
+        yield PluginSQL(session, grant)
+        return
+    if session is not None:
+        raise ValueError("on PostgreSQL plugin SQL runs on the plugin's own connection, not a host session")
+
+    async def credentials() -> tuple[str, str]:
+        async with database.session() as host:
+            found = await confinement.plugin_credentials(host, grant.plugin)
+        if found is None:
+            raise PluginSQLError(f"plugin {grant.plugin} has no database role yet")
+        return found
+
+    async with database.login_session(f"plugin:{grant.plugin}", credentials) as own:
+        yield PluginSQL(own, grant)
