@@ -35,6 +35,7 @@ class _Call:
     host: Host | None = None
     open_txs: set[int] = field(default_factory=set)
     host_errors: list[str] = field(default_factory=list)
+    out_of_memory: bool = False
 
 
 def _deny_attributes(obj: Any, name: Any, is_setting: bool) -> Any:
@@ -94,7 +95,7 @@ class PluginRuntime:
             if outcome[0] != b"done":
                 raise self._failure(call, outcome)
         finally:
-            self._trusted.finish(co)
+            self._end(call, co)
             self._collector, collector = None, self._collector
         self._loaded = True
         return collector.result
@@ -119,7 +120,7 @@ class PluginRuntime:
         except ConversionError as error:
             raise LuaPluginError(self.plugin_name, f"handler result: {error}") from None
         finally:
-            self._trusted.finish(co)
+            self._end(call, co)
             left_open = await self._roll_back_open(call)
         if left_open:
             raise LuaPluginError(self.plugin_name,
@@ -205,8 +206,13 @@ class PluginRuntime:
             return LuaPluginError(self.plugin_name, message, "HOST_ERROR")
         return LuaPluginError(self.plugin_name, message)
 
+    def _end(self, call: _Call, co: int) -> None:
+        self._trusted.finish(co)
+        if call.out_of_memory:
+            self._trusted.collect()
+
     def _memory_failure(self, call: _Call) -> LuaPluginError:
-        self._trusted.collect()
+        call.out_of_memory = True
         return LuaPluginError(self.plugin_name, "memory limit exceeded", "MEMORY_EXCEEDED",
                               location=None)
 
