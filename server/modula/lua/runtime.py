@@ -16,7 +16,7 @@ from .errors import LuaPluginError
 from .host import Host
 from .limits import Limits
 from .prelude import PRELUDE
-from .requests import HostRequest, RequestRefused
+from .host_requests import HostRequest, RequestRefused
 from .validation import DeclarationCollector, DeclarationError
 from .values import ConversionError, LuaValues
 
@@ -36,6 +36,7 @@ class _Call:
     open_txs: set[int] = field(default_factory=set)
     host_errors: list[str] = field(default_factory=list)
     out_of_memory: bool = False
+    requests: HostRequest | None = None
 
 
 def _deny_attributes(obj: Any, name: Any, is_setting: bool) -> Any:
@@ -110,13 +111,16 @@ class PluginRuntime:
         if co is None:
             raise LuaPluginError(self.plugin_name, f"unknown handler {handler.index}")
         try:
-            outcome = self._step(call, co, *self._handler_args(call, handler, args, ctx))
-            while outcome[0] == b"request":
-                reply = await self._serve(call, outcome[1].decode(), outcome[2:])
-                outcome = self._step(call, co, *reply)
+            async with asyncio.timeout(self.limits.seconds):
+                outcome = self._step(call, co, *self._handler_args(call, handler, args, ctx))
+                while outcome[0] == b"request":
+                    reply = await self._serve(call, outcome[1].decode(), outcome[2:])
+                    outcome = self._step(call, co, *reply)
             if outcome[0] != b"done":
                 raise self._failure(call, outcome)
             result = self._values.from_lua(outcome[1] if len(outcome) > 1 else None)
+        except TimeoutError:
+            raise self._timeout(call) from None
         except ConversionError as error:
             raise LuaPluginError(self.plugin_name, f"handler result: {error}") from None
         finally:
@@ -174,13 +178,12 @@ class PluginRuntime:
         remaining = call.deadline - time.monotonic()
         if remaining <= 0:
             raise self._timeout(call)
-        request = HostRequest(self._values, call.host, call.open_txs, self.http_hosts)
+        if call.requests is None:
+            call.requests = HostRequest(self._values, call.host, call.open_txs, self.http_hosts)
         try:
-            result = await asyncio.wait_for(request.serve(op, args, remaining), remaining)
+            result = await call.requests.serve(op, args, remaining)
         except RequestRefused as refused:
             return False, _text(str(refused)).encode()
-        except asyncio.TimeoutError:
-            raise self._timeout(call) from None
         except Exception as error:
             message = _text(str(error) or type(error).__name__)
             call.host_errors.append(message)
