@@ -44,7 +44,13 @@ def _deny_attributes(obj: Any, name: Any, is_setting: bool) -> Any:
 
 
 class PluginRuntime:
-    """A Lua state for one plugin; ``load`` runs init.lua once, ``call`` runs one handler."""
+    """A Lua state for one plugin; ``load`` runs init.lua once, ``call`` runs one handler.
+
+    Concurrent calls need no lock: each call is its own Lua coroutine, and Lua only runs in
+    synchronous ``step``s between awaits, so coroutines interleave only at host requests.
+    Plugin globals are shared by all calls of the plugin. A step runs on the event loop
+    thread, so a runaway handler blocks the loop for at most ``limits.seconds``.
+    """
 
     def __init__(self, plugin_name: str, *, limits: Limits = Limits(),
                  http_hosts: list[str] | tuple[str, ...] = ()) -> None:
