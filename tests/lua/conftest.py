@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,12 +133,3 @@ def run_lua(host):
     async def run(body: str, args=None, ctx=None, **options):
         return await plugin_with(body, **options).call(host, args, ctx)
     return run
-
-
-class Stopwatch:
-    def __enter__(self):
-        self.start = time.monotonic()
-        return self
-
-    def __exit__(self, *exc):
-        self.elapsed = time.monotonic() - self.start

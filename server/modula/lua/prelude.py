@@ -81,8 +81,15 @@ local function safe_pcall(fn, ...)
   return after_protected(pcall(fn, ...))
 end
 
+-- An error raised by the hook runs the message handler with hooks disabled, so once the call
+-- is over budget the plugin's handler is skipped instead of run unbounded.
 local function safe_xpcall(fn, handler, ...)
-  return after_protected(xpcall(fn, handler, ...))
+  local function guarded(err)
+    local c = current or ORPHAN
+    if c.dead then return err end
+    return handler(err)
+  end
+  return after_protected(xpcall(fn, guarded, ...))
 end
 
 -- coroutines: every plugin coroutine is hooked, and host requests yielded inside one are
@@ -539,12 +546,10 @@ function trusted.step(state, id, ...)
   return finish(co, co_resume(co, ...))
 end
 
+-- The finished coroutine is dropped, never closed: closing would run the plugin's pending
+-- __close handlers, and after a hook error Lua leaves hooks disabled on that thread.
 function trusted.finish(id)
-  local co = running_calls[id]
   running_calls[id] = nil
-  current = ORPHAN
-  if co and co_status(co) ~= "dead" then pcall(co_close, co) end
-  current = nil
 end
 
 function trusted.collect()

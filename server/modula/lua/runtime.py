@@ -16,7 +16,7 @@ from .errors import LuaPluginError
 from .host import Host
 from .limits import Limits
 from .prelude import PRELUDE
-from .requests import HostRequest, RequestRefused
+from .host_requests import HostRequest, RequestRefused
 from .validation import DeclarationCollector, DeclarationError
 from .values import ConversionError, LuaValues
 
@@ -35,6 +35,8 @@ class _Call:
     host: Host | None = None
     open_txs: set[int] = field(default_factory=set)
     host_errors: list[str] = field(default_factory=list)
+    out_of_memory: bool = False
+    requests: HostRequest | None = None
 
 
 def _deny_attributes(obj: Any, name: Any, is_setting: bool) -> Any:
@@ -42,7 +44,13 @@ def _deny_attributes(obj: Any, name: Any, is_setting: bool) -> Any:
 
 
 class PluginRuntime:
-    """A Lua state for one plugin; ``load`` runs init.lua once, ``call`` runs one handler."""
+    """A Lua state for one plugin; ``load`` runs init.lua once, ``call`` runs one handler.
+
+    Concurrent calls need no lock: each call is its own Lua coroutine, and Lua only runs in
+    synchronous ``step``s between awaits, so coroutines interleave only at host requests.
+    Plugin globals are shared by all calls of the plugin. A step runs on the event loop
+    thread, so a runaway handler blocks the loop for at most ``limits.seconds``.
+    """
 
     def __init__(self, plugin_name: str, *, limits: Limits = Limits(),
                  http_hosts: list[str] | tuple[str, ...] = ()) -> None:
@@ -94,7 +102,7 @@ class PluginRuntime:
             if outcome[0] != b"done":
                 raise self._failure(call, outcome)
         finally:
-            self._trusted.finish(co)
+            self._end(call, co)
             self._collector, collector = None, self._collector
         self._loaded = True
         return collector.result
@@ -109,17 +117,20 @@ class PluginRuntime:
         if co is None:
             raise LuaPluginError(self.plugin_name, f"unknown handler {handler.index}")
         try:
-            outcome = self._step(call, co, *self._handler_args(call, handler, args, ctx))
-            while outcome[0] == b"request":
-                reply = await self._serve(call, outcome[1].decode(), outcome[2:])
-                outcome = self._step(call, co, *reply)
+            async with asyncio.timeout(self.limits.seconds):
+                outcome = self._step(call, co, *self._handler_args(call, handler, args, ctx))
+                while outcome[0] == b"request":
+                    reply = await self._serve(call, outcome[1].decode(), outcome[2:])
+                    outcome = self._step(call, co, *reply)
             if outcome[0] != b"done":
                 raise self._failure(call, outcome)
             result = self._values.from_lua(outcome[1] if len(outcome) > 1 else None)
+        except TimeoutError:
+            raise self._timeout(call) from None
         except ConversionError as error:
             raise LuaPluginError(self.plugin_name, f"handler result: {error}") from None
         finally:
-            self._trusted.finish(co)
+            self._end(call, co)
             left_open = await self._roll_back_open(call)
         if left_open:
             raise LuaPluginError(self.plugin_name,
@@ -173,13 +184,12 @@ class PluginRuntime:
         remaining = call.deadline - time.monotonic()
         if remaining <= 0:
             raise self._timeout(call)
-        request = HostRequest(self._values, call.host, call.open_txs, self.http_hosts)
+        if call.requests is None:
+            call.requests = HostRequest(self._values, call.host, call.open_txs, self.http_hosts)
         try:
-            result = await asyncio.wait_for(request.serve(op, args, remaining), remaining)
+            result = await call.requests.serve(op, args, remaining)
         except RequestRefused as refused:
             return False, _text(str(refused)).encode()
-        except asyncio.TimeoutError:
-            raise self._timeout(call) from None
         except Exception as error:
             message = _text(str(error) or type(error).__name__)
             call.host_errors.append(message)
@@ -205,8 +215,13 @@ class PluginRuntime:
             return LuaPluginError(self.plugin_name, message, "HOST_ERROR")
         return LuaPluginError(self.plugin_name, message)
 
+    def _end(self, call: _Call, co: int) -> None:
+        self._trusted.finish(co)
+        if call.out_of_memory:
+            self._trusted.collect()
+
     def _memory_failure(self, call: _Call) -> LuaPluginError:
-        self._trusted.collect()
+        call.out_of_memory = True
         return LuaPluginError(self.plugin_name, "memory limit exceeded", "MEMORY_EXCEEDED",
                               location=None)
 

@@ -39,14 +39,23 @@ class LuaValues:
 
     def to_lua(self, value: Any, depth: int = 0, keep_null: bool = False) -> Any:
         """Convert for Lua; with ``keep_null`` every None becomes ``json.null`` (json.decode)."""
-        if depth > MAX_DEPTH:
-            raise ConversionError(f"value nested deeper than {MAX_DEPTH} levels")
+        kind = type(value)
+        if kind is str:
+            return value.encode("utf-8")
+        if kind is int:
+            return value if _INT64[0] <= value <= _INT64[1] else str(value).encode()
+        if kind is float or kind is bool:
+            return value
         if value is None:
             return self.null if keep_null else None
-        if isinstance(value, (bool, float)):
+        if depth > MAX_DEPTH:
+            raise ConversionError(f"value nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, bool):
             return value
         if isinstance(value, int):
             return value if _INT64[0] <= value <= _INT64[1] else str(value).encode()
+        if isinstance(value, float):
+            return value
         if isinstance(value, str):
             return value.encode("utf-8")
         if isinstance(value, (bytes, bytearray, memoryview)):
