@@ -59,3 +59,13 @@ async def test_foreign_keys_are_enforced(app):
             async with session.transaction():
                 await session.insert(routes, {"slug": "x", "title": "x", "site_id": 42, "created_at": utcnow(), "updated_at": utcnow()})
         assert await session.fetch_value(sa.select(sa.func.count()).select_from(routes)) == 0
+
+
+async def test_sqlite_runs_in_wal_mode_with_foreign_keys_on(app):
+    database = app.state.database
+    if not database.is_sqlite:
+        pytest.skip("SQLite settings")
+    async with database.session() as session:
+        assert await session.fetch_value(sa.text("PRAGMA journal_mode")) == "wal"
+        assert await session.fetch_value(sa.text("PRAGMA foreign_keys")) == 1
+        assert await session.fetch_value(sa.text("PRAGMA busy_timeout")) > 0

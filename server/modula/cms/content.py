@@ -236,7 +236,7 @@ async def _check_references(session: Session, references, path, problems: Proble
 
 
 async def _insert_values(session: Session, content_id: int, stored: dict[int, StoredValue]) -> None:
-    await session.insert_many(
+    await session.insert_rows(
         t.content_fields,
         [
             {

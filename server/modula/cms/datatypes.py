@@ -65,7 +65,7 @@ async def create_datatype(session: Session, *, label: str, type: str, new_fields
                 for f in new_fields
             ],
         )
-        await session.insert_many(
+        await session.insert_rows(
             datatypes_fields,
             [{"datatype_id": datatype["id"], "field_id": f["id"], "position": i} for i, f in enumerate(created)],
         )

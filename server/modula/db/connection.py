@@ -64,6 +64,10 @@ class Database:
 
     async def connect(self) -> None:
         await self._db.connect()
+        if self.is_sqlite:
+            # WAL lets readers run beside the one writer; the setting is stored in the file.
+            async with self.session() as session:
+                await session._raw("PRAGMA journal_mode = WAL")
 
     async def disconnect(self) -> None:
         for key in list(self._login_pools):
@@ -75,9 +79,11 @@ class Database:
         self._observers.append(observer)
         return lambda: self._observers.remove(observer)
 
-    def _notify(self, sql: str) -> None:
-        for observer in self._observers:
-            observer(sql)
+    def _notify(self, statement) -> None:
+        if self._observers:  # compiling a statement to text is costly; only when someone listens
+            sql = str(statement)
+            for observer in self._observers:
+                observer(sql)
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
@@ -88,6 +94,7 @@ class Database:
             if self.is_sqlite:
                 await raw.execute("PRAGMA foreign_keys = ON")
                 await raw.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+                await raw.execute("PRAGMA synchronous = NORMAL")  # durable enough with WAL, far fewer fsyncs
             session = Session(self, connection)
             try:
                 yield session
@@ -195,6 +202,11 @@ class Session:
         returned = await self.fetch_all(table.insert().values(list(rows)).returning(*table.c))
         return sorted(returned, key=lambda r: r[_single_pk(table)]) if len(returned) > 1 else returned
 
+    async def insert_rows(self, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert rows in one statement when nothing needs to come back."""
+        if rows:
+            await self._run(self._connection.execute, table.insert().values(list(rows)))
+
     async def execute_script(self, sql: str) -> None:
         """Run trusted DDL (migrations) statement by statement on the raw connection."""
         for statement in split_sql_script(sql):
@@ -270,7 +282,7 @@ class Session:
         await self._connection.raw_connection.execute(sql)
 
     async def _run(self, method, statement):
-        self.database._notify(str(statement))
+        self.database._notify(statement)
         try:
             return await method(statement)
         except DatabaseError:

@@ -137,6 +137,9 @@ content_data = sa.Table(
     _updated(),
 )
 
+# Sibling order lookups (next position, gap closing) stay cheap as a route grows.
+sa.Index("ix_content_data_siblings", content_data.c.route_id, content_data.c.parent_id, content_data.c.position)
+
 # One row per (content, field). `value` is the canonical text; `value_number` and `value_time`
 # hold the same value typed, so filters and sorts compare 9 < 100 and dates as dates.
 content_fields = sa.Table(
