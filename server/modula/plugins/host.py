@@ -11,14 +11,20 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from modula.db.connection import Database
+import httpx
+
+from modula.db import confinement
+from modula.db.connection import Database, Session
 from modula.db.introspection import TableSpec, reflect_tables
-from modula.lua.declarations import Declarations
+from modula.db.plugin_sql import plugin_sql
+from modula.lua.declarations import Declarations, HandlerRef
 from modula.lua.errors import LuaPluginError
 from modula.lua.limits import Limits
 from modula.lua.runtime import PluginRuntime
 from modula.plugins import registry, tables
+from modula.plugins.calls import PluginCall
 from modula.plugins.errors import PluginError
 from modula.plugins.manifest import Manifest, read_manifest
 
@@ -44,6 +50,7 @@ class LoadedPlugin:
 class PluginHost:
     database: Database
     limits: Limits = field(default_factory=Limits)
+    http_client: httpx.AsyncClient | None = None
     loaded: dict[str, LoadedPlugin] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
 
@@ -70,10 +77,12 @@ class PluginHost:
             metadata = tables.declared_tables(manifest.name, declarations.tables, live)
             plan = tables.plan(manifest.name, metadata, live)
             digest = registry.checksum(folder)
+            own_tables = [t.name for t in tables.plugin_tables(manifest.name, metadata)]
             async with self.database.session() as session:
                 async with session.transaction():
                     await tables.apply(session, plan)
                     await registry.record(session, manifest, digest)
+                    await confinement.provision_plugin_role(session, _grant(manifest, own_tables), own_tables)
             if not plan.empty:
                 log.info("plugin %s %s: %s", manifest.name, manifest.version, ", ".join(plan.describe()))
             specs = await reflect_tables(self.database.url, prefix=prefix)
@@ -114,10 +123,31 @@ class PluginHost:
                     raise PluginError(name, "is not installed", code="NOT_FOUND")
                 await registry.forget(session, name)
 
+    async def call(self, name: str, handler: HandlerRef, args: Any, ctx: dict, *, session: Session | None = None) -> Any:
+        """Run one Lua handler of plugin `name` with its SQL confined to what the plugin may touch.
+
+        On SQLite `session` lets the plugin's statements join the caller's transaction (hooks);
+        on PostgreSQL the plugin always uses its own login role's connection.
+        """
+        plugin = self.loaded.get(name)
+        if plugin is None:
+            raise PluginError(name, "is not loaded", code="NOT_FOUND")
+        grant = _grant(plugin.manifest, list(plugin.tables))
+        shared = session if self.database.is_sqlite else None
+        try:
+            async with plugin_sql(self.database, grant, session=shared) as sql:
+                return await plugin.runtime.call(handler, args, ctx, PluginCall(plugin, sql, http_client=self.http_client))
+        except LuaPluginError as exc:
+            raise PluginError(name, exc.message, code=exc.code, location=exc.location) from None
+
     def close(self) -> None:
         for plugin in self.loaded.values():
             plugin.runtime.close()
         self.loaded.clear()
+
+
+def _grant(manifest: Manifest, own_tables: list[str]) -> confinement.PluginGrant:
+    return confinement.PluginGrant(plugin=manifest.name, readable=manifest.readable, own_tables=frozenset(own_tables))
 
 
 def _declare(manifest: Manifest, runtime: PluginRuntime) -> Declarations:
