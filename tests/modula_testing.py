@@ -26,9 +26,15 @@ async def create_test_database(admin_url: str, name: str) -> str:
 
 
 async def drop_test_database(admin_url: str, name: str) -> None:
+    """Drop the database and the plugin login roles made for it (roles are cluster-wide)."""
+    from modula.db.confinement import quote_ident, role_prefix
+
     connection = await asyncpg.connect(admin_url)
     try:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        roles = await connection.fetch("SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)", role_prefix(name))
+        for role in roles:
+            await connection.execute(f"DROP ROLE IF EXISTS {quote_ident(role['rolname'])}")
     finally:
         await connection.close()
 

@@ -147,16 +147,22 @@ async def children_of(session: Session, parent_ids: list[int]) -> list[dict[str,
 
 
 async def values_of(session: Session, content_ids: list[int]) -> list[dict[str, Any]]:
-    """Field value rows of the given nodes, in their datatype's field order."""
-    cf, cd, df = t.content_fields, t.content_data, t.datatypes_fields
+    """Field value rows of the given nodes, in their datatype's field order, each with its field
+    definition under `field` (one statement for values and definitions)."""
+    cf, cd, df, f = t.content_fields, t.content_data, t.datatypes_fields, t.fields
+    field_columns = [column.label(f"field__{column.name}") for column in f.c]
     statement = (
-        sa.select(cf)
+        sa.select(cf, *field_columns)
         .join(cd, cd.c.id == cf.c.content_data_id)
+        .join(f, f.c.id == cf.c.field_id)
         .outerjoin(df, sa.and_(df.c.datatype_id == cd.c.datatype_id, df.c.field_id == cf.c.field_id))
         .where(cf.c.content_data_id.in_(content_ids))
         .order_by(cf.c.content_data_id, df.c.position, cf.c.id)
     )
-    return await session.fetch_all(statement)
+    rows = await session.fetch_all(statement)
+    for row in rows:
+        row["field"] = {name[len("field__"):]: row.pop(name) for name in list(row) if name.startswith("field__")}
+    return rows
 
 
 async def _datatype_fields(session: Session, datatype_id: int, path) -> dict[int, dict[str, Any]]:

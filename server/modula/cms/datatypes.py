@@ -80,10 +80,6 @@ async def datatypes_by_ids(session: Session, ids: list[int]) -> list[dict[str, A
     return await session.fetch_all(sa.select(datatypes).where(datatypes.c.id.in_(ids)))
 
 
-async def fields_by_ids(session: Session, ids: list[int]) -> list[dict[str, Any]]:
-    return await session.fetch_all(sa.select(fields).where(fields.c.id.in_(ids)))
-
-
 async def fields_of_datatypes(session: Session, datatype_ids: list[int]) -> list[dict[str, Any]]:
     """Field rows with their `datatype_id`, in each datatype's field order."""
     statement = (

@@ -121,6 +121,11 @@ class SQLitePolicy:
     # asks to read them when it checks those keys, and the plugin learns no more by reading the
     # key itself than a failed insert would tell it.
     referenced_keys: frozenset[tuple[str, str]] = frozenset()
+    # Lower-cased names of the schema's tables and views, refreshed by the runner whenever the
+    # schema version moves: SQLite asks to read a CTE too (with an empty column, for count(*)),
+    # and a name that is no table in the schema can only be one.
+    schema_names: frozenset[str] = frozenset()
+    schema_version: int | None = None
     denial: str | None = field(default=None, init=False)
     inserts: bool = field(default=False, init=False)
 
@@ -145,6 +150,8 @@ class SQLitePolicy:
             return f"function {name} is not allowed in plugin SQL" if name in SQLITE_DENIED_FUNCTIONS else None
         if action == sqlite3.SQLITE_READ:
             table = (arg1 or "").lower()
+            if db is None and not arg2 and table not in self.schema_names:
+                return None
             if db in (None, "main") and not table.startswith("sqlite_"):
                 if (
                     self.grant.may_read(table, arg2)
@@ -165,6 +172,18 @@ class SQLitePolicy:
         if action in _DDL_ACTIONS:
             return "schema changes are not allowed in plugin SQL: the host creates plugin tables"
         return _FIXED_DENIALS.get(action, "this operation is not allowed in plugin SQL")
+
+
+    def refresh_schema(self, connection: sqlite3.Connection) -> bool:
+        """Called without the authorizer set, before each statement; True when the schema (or
+        the connection's view of it) changed since the last call."""
+        version = connection.execute("PRAGMA schema_version").fetchone()[0]
+        if version == self.schema_version:
+            return False
+        names = connection.execute("SELECT lower(name) FROM sqlite_master WHERE type IN ('table', 'view')")
+        self.schema_names = frozenset(row[0] for row in names) | {"sqlite_master", "sqlite_schema", "sqlite_temp_master"}
+        self.schema_version = version
+        return True
 
 
 def sqlite_referenced_keys(connection: sqlite3.Connection, grant: PluginGrant) -> frozenset[tuple[str, str]]:
@@ -190,10 +209,14 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def role_prefix(database_name: str) -> str:
+    """What every plugin role of one database starts with (to find them when the database goes)."""
+    return f"modula_{hashlib.sha256(database_name.encode()).hexdigest()[:8]}_"
+
+
 def role_name(database_name: str, plugin: str) -> str:
     """The plugin's role: role names are cluster-wide, so the database's name is folded in."""
-    digest = hashlib.sha256(database_name.encode()).hexdigest()[:8]
-    return f"modula_{digest}_{plugin}"
+    return role_prefix(database_name) + plugin
 
 
 async def provision_plugin_role(session: Session, grant: PluginGrant, own_tables: list[str]) -> str | None:

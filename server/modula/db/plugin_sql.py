@@ -8,7 +8,14 @@ under them and no plugin statement runs without them. On PostgreSQL the placehol
 `$1..$n` and the statement runs on a connection logged in as the plugin's role.
 
 Obtain one with `plugin_sql(database, grant)`; on SQLite pass `session=` to share the caller's
-transaction.
+transaction. Inside a transaction a failing statement undoes only itself (a savepoint per
+statement on PostgreSQL; SQLite's statement journal), with one SQLite exception: a *write*
+stopped by the time budget makes SQLite roll back the whole transaction, which `PluginSQL`
+reports and then refuses further statements until `rollback()`.
+
+The aiosqlite worker-thread call uses aiosqlite's `_execute(fn, ...)` and `_conn`: its public
+`set_authorizer` / `execute` are separate queued calls, between which another coroutine's host
+statement could run under the plugin's authorizer.
 """
 
 from __future__ import annotations
@@ -52,58 +59,55 @@ class ScannedSQL:
     first_word: str
 
 
-_IDENT_START = re.compile(r"[A-Za-z_]")
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
-_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
+_LEADING_WORD = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/|\()*([A-Za-z_]+)", re.S)
+_COMMON_TOKENS = r"""
+    (?P<line>--[^\n]*)
+  | (?P<block>/\*)
+  | (?P<cast>::)
+  | (?P<named>(?<![\w$:]):[A-Za-z_][\w$]*)
+  | (?P<numbered>\?\d+)
+  | (?P<q>\?)
+"""
+_TOKENS = {
+    "postgresql": re.compile(
+        r"""(?P<skip>(?<![\w$])[eE]'(?:[^'\\]|\\.|'')*'? | '(?:[^']|'')*'? | "(?:[^"]|"")*"?)
+          | (?P<dollar>(?<![\w$])\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$)
+          | (?P<param>\$\d)
+          | """ + _COMMON_TOKENS,
+        re.X | re.S,
+    ),
+    "sqlite": re.compile(
+        r"""(?P<skip>'(?:[^']|'')*'? | "(?:[^"]|"")*"? | `(?:[^`]|``)*`? | \[[^\]]*\]?)
+          | (?P<param>[$@][A-Za-z_0-9])
+          | """ + _COMMON_TOKENS,
+        re.X | re.S,
+    ),
+}
 
 
 def scan_sql(sql: str, dialect: str) -> ScannedSQL:
     """Find the `?` and `:name` placeholders outside string literals, quoted identifiers,
     comments, dollar-quoted strings (PostgreSQL) and `::` casts; also the statement's first word."""
-    postgres = dialect == "postgresql"
+    pattern = _TOKENS["postgresql" if dialect == "postgresql" else "sqlite"]
     found: list[Placeholder] = []
-    first_word = ""
-    i, n = 0, len(sql)
-    while i < n:
-        ch = sql[i]
-        nxt = sql[i + 1] if i + 1 < n else ""
-        if ch == "'":
-            backslashes = postgres and i > 0 and sql[i - 1] in "eE" and not _is_ident_char(sql, i - 2)
-            i = _skip_quoted(sql, i, "'", backslashes)
-        elif ch == '"' or (not postgres and ch == "`"):
-            i = _skip_quoted(sql, i, ch, False)
-        elif not postgres and ch == "[":
-            end = sql.find("]", i + 1)
-            i = n if end < 0 else end + 1
-        elif ch == "-" and nxt == "-":
-            end = sql.find("\n", i)
-            i = n if end < 0 else end + 1
-        elif ch == "/" and nxt == "*":
-            i = _skip_block_comment(sql, i, nested=postgres)
-        elif ch == "$" and postgres and not _is_ident_char(sql, i - 1) and (tag := _DOLLAR_TAG.match(sql, i)):
-            end = sql.find(tag.group(0), tag.end())
-            i = n if end < 0 else end + len(tag.group(0))
-        elif ch == "$" and (nxt.isdigit() or (not postgres and _IDENT_START.match(nxt))):
-            raise PluginSQLError("use ? or :name placeholders in plugin SQL, not $ parameters")
-        elif ch == "?":
-            if nxt.isdigit():
-                raise PluginSQLError("numbered ? placeholders are not supported: use ? or :name")
-            found.append(Placeholder(i, i + 1, None))
-            i += 1
-        elif ch == ":" and nxt == ":":
-            i += 2
-        elif ch == ":" and _IDENT_START.match(nxt) and not _is_ident_char(sql, i - 1):
-            name = _IDENT.match(sql, i + 1).group(0)
-            found.append(Placeholder(i, i + 1 + len(name), name))
-            i += 1 + len(name)
-        elif _IDENT_START.match(ch):
-            word = _IDENT.match(sql, i).group(0)
-            first_word = first_word or word.lower()
-            i += len(word)
-        else:
-            first_word = first_word or ("(" if ch == "(" else "")
-            i += 1
-    return ScannedSQL(tuple(found), first_word)
+    i = 0
+    while (match := pattern.search(sql, i)) is not None:
+        kind, i = match.lastgroup, match.end()
+        if kind == "q":
+            found.append(Placeholder(match.start(), i, None))
+        elif kind == "named":
+            found.append(Placeholder(match.start(), i, match.group()[1:]))
+        elif kind == "block":
+            i = _skip_block_comment(sql, match.start(), nested=dialect == "postgresql")
+        elif kind == "dollar":
+            close = sql.find(match.group(), i)
+            i = len(sql) if close < 0 else close + len(match.group())
+        elif kind == "numbered":
+            raise PluginSQLError("numbered ? placeholders are not supported: use ? or :name")
+        elif kind == "param":
+            raise PluginSQLError("use ? or :name placeholders in plugin SQL, not $ or @ parameters")
+    leading = _LEADING_WORD.match(sql)
+    return ScannedSQL(tuple(found), leading.group(1).lower() if leading else "")
 
 
 def bind(sql: str, params: Params, dialect: str) -> tuple[str, Sequence[Any] | Mapping[str, Any], ScannedSQL]:
@@ -146,25 +150,6 @@ def _replace(sql: str, holders: Sequence[Placeholder], render) -> str:
         last = h.end
     parts.append(sql[last:])
     return "".join(parts)
-
-
-def _is_ident_char(sql: str, i: int) -> bool:
-    return i >= 0 and (sql[i].isalnum() or sql[i] in "_$")
-
-
-def _skip_quoted(sql: str, i: int, quote: str, backslashes: bool) -> int:
-    j = i + 1
-    while j < len(sql):
-        if backslashes and sql[j] == "\\":
-            j += 2
-            continue
-        if sql[j] == quote:
-            if j + 1 < len(sql) and sql[j + 1] == quote:
-                j += 2
-                continue
-            return j + 1
-        j += 1
-    return len(sql)
 
 
 def _skip_block_comment(sql: str, i: int, *, nested: bool) -> int:
@@ -244,6 +229,11 @@ class PluginSQL:
         with contextlib.suppress(Exception):
             await transaction.__aexit__(_Rollback, _Rollback(), None)
 
+    async def close(self) -> None:
+        """Roll back a transaction the plugin left open (the call ended or failed)."""
+        if self._transaction is not None:
+            await self.rollback()
+
     async def _run(self, sql: str, params: Params, *, exec_: bool):
         if self._lost:
             raise PluginSQLError("the transaction was rolled back after a statement was stopped; roll back and start again")
@@ -298,9 +288,11 @@ class PluginSQL:
         await connection.execute(prelude)
         try:
             # Both paths use the extended protocol: one statement, no `;`-chained extras.
-            if exec_:
-                statement = await connection.prepare(sql)
-                records = await statement.fetch(*args)
+            if exec_ and args:
+                records, status = [], await connection.execute(sql, *args)  # cached statement
+            elif exec_:
+                statement = await connection.prepare(sql)  # `execute` without args would allow `;`
+                records = await statement.fetch()
                 status = statement.get_statusmsg() or ""
             else:
                 records, status = await connection.fetch(sql, *args), ""
@@ -338,7 +330,8 @@ class PluginSQL:
 def _run_confined_sqlite(connection, policy: SQLitePolicy, sql: str, args, timeout_ms: int):
     """Runs on aiosqlite's worker thread: authorizer and time budget set, statement run and
     fetched, both removed, with nothing else able to use the connection in between."""
-    connection.execute(_SQLITE_WARMUP).fetchall()
+    if policy.refresh_schema(connection):
+        connection.execute(_SQLITE_WARMUP).fetchall()
     policy.reset()
     deadline = time.monotonic() + timeout_ms / 1000
     connection.set_authorizer(policy)
@@ -376,6 +369,14 @@ class _Rollback(Exception):
 
 
 @contextlib.asynccontextmanager
+async def _closing(db: PluginSQL) -> AsyncIterator[PluginSQL]:
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+@contextlib.asynccontextmanager
 async def plugin_sql(database: Database, grant: PluginGrant, *, session: Session | None = None) -> AsyncIterator[PluginSQL]:
     """A `PluginSQL` for one plugin call.
 
@@ -386,13 +387,15 @@ async def plugin_sql(database: Database, grant: PluginGrant, *, session: Session
     """
     if database.is_sqlite:
         if session is not None:
-            yield PluginSQL(session, grant)
+            async with _closing(PluginSQL(session, grant)) as db:
+                yield db
             return
-        async with database.session() as own:
-            yield PluginSQL(own, grant)
+        async with database.session() as own, _closing(PluginSQL(own, grant)) as db:
+            yield db
         return
     if session is not None and session.login_role is not None:
-        yield PluginSQL(session, grant)
+        async with _closing(PluginSQL(session, grant)) as db:
+            yield db
         return
     if session is not None:
         raise ValueError("on PostgreSQL plugin SQL runs on the plugin's own connection, not a host session")
@@ -404,5 +407,5 @@ async def plugin_sql(database: Database, grant: PluginGrant, *, session: Session
             raise PluginSQLError(f"plugin {grant.plugin} has no database role yet")
         return found
 
-    async with database.login_session(f"plugin:{grant.plugin}", credentials) as own:
-        yield PluginSQL(own, grant)
+    async with database.login_session(f"plugin:{grant.plugin}", credentials) as own, _closing(PluginSQL(own, grant)) as db:
+        yield db

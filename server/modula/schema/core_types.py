@@ -89,15 +89,12 @@ class Datatype:
 class ContentField:
     id: int
     value: str | None
-    field_id: strawberry.Private[int]
+    field: Field = strawberry.field(description="The field this value belongs to.")
 
     @classmethod
     def from_row(cls, row: Row) -> ContentField:
-        return cls(id=row["id"], value=row["value"], field_id=row["field_id"])
-
-    @strawberry.field(description="The field this value belongs to.")
-    async def field(self, info: CoreInfo) -> Field:
-        return Field.from_row(await info.context.loaders.field.load(self.field_id))
+        # The values loader fetches each value with its field definition in one statement.
+        return cls(id=row["id"], value=row["value"], field=Field.from_row(row["field"]))
 
 
 @strawberry.type(description="A node of a route's content tree, with its field values.")

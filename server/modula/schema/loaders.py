@@ -58,10 +58,6 @@ class Loaders:
         return self._get("datatype", lambda: _by_key(datatypes.datatypes_by_ids, self.session))
 
     @property
-    def field(self) -> DataLoader:
-        return self._get("field", lambda: _by_key(datatypes.fields_by_ids, self.session))
-
-    @property
     def datatype_fields(self) -> DataLoader:
         return self._get("datatype_fields", lambda: _grouped(datatypes.fields_of_datatypes, self.session, "datatype_id"))
 
