@@ -48,29 +48,26 @@ class PluginSQLTimeout(PluginSQLError):
     code = "TIMEOUT"
 
 
+# Each violation once: its default message, asyncpg's exception name, sqlite3's message prefix.
+_VIOLATIONS: list[tuple[type[DatabaseError], str, str, str]] = [
+    (UniqueViolation, "a row with the same unique value exists", "UniqueViolationError", "UNIQUE constraint failed"),
+    (ForeignKeyViolation, "a referenced row does not exist or is still referenced", "ForeignKeyViolationError",
+     "FOREIGN KEY constraint failed"),
+    (NotNullViolation, "a required column is missing", "NotNullViolationError", "NOT NULL constraint failed"),
+    (CheckViolation, "a value breaks a check constraint", "CheckViolationError", "CHECK constraint failed"),
+]
+
+
 def translate(exc: BaseException) -> DatabaseError | None:
     """Map a driver exception (sqlite3 or asyncpg) onto one of ours, or None if unknown."""
     name = type(exc).__name__
     text = str(exc)
-    asyncpg_kinds = {
-        "UniqueViolationError": UniqueViolation,
-        "ForeignKeyViolationError": ForeignKeyViolation,
-        "NotNullViolationError": NotNullViolation,
-        "CheckViolationError": CheckViolation,
-    }
-    if name in asyncpg_kinds:
-        return asyncpg_kinds[name](
-            _asyncpg_message(name), constraint=getattr(exc, "constraint_name", None)
-        )
-    if name == "IntegrityError":  # sqlite3
-        if text.startswith("UNIQUE constraint failed"):
-            return UniqueViolation("a row with the same unique value exists", constraint=_sqlite_columns(text))
-        if text.startswith("FOREIGN KEY constraint failed"):
-            return ForeignKeyViolation("a referenced row does not exist or is still referenced")
-        if text.startswith("NOT NULL constraint failed"):
-            return NotNullViolation("a required column is missing", constraint=_sqlite_columns(text))
-        if text.startswith("CHECK constraint failed"):
-            return CheckViolation("a value breaks a check constraint", constraint=_sqlite_columns(text))
+    for kind, message, asyncpg_name, sqlite_prefix in _VIOLATIONS:
+        if name == asyncpg_name:
+            return kind(message, constraint=getattr(exc, "constraint_name", None))
+        if name == "IntegrityError" and text.startswith(sqlite_prefix):
+            return kind(message, constraint=_sqlite_columns(text))
+    if name == "IntegrityError":  # sqlite3, a constraint kind not listed above
         return DatabaseError("the statement broke a database constraint")
     return None
 
@@ -78,12 +75,3 @@ def translate(exc: BaseException) -> DatabaseError | None:
 def _sqlite_columns(text: str) -> str | None:
     _, _, rest = text.partition(":")
     return rest.strip() or None
-
-
-def _asyncpg_message(name: str) -> str:
-    return {
-        "UniqueViolationError": "a row with the same unique value exists",
-        "ForeignKeyViolationError": "a referenced row does not exist or is still referenced",
-        "NotNullViolationError": "a required column is missing",
-        "CheckViolationError": "a value breaks a check constraint",
-    }[name]
