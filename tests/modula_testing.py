@@ -27,7 +27,8 @@ async def create_test_database(admin_url: str, name: str) -> str:
 
 async def drop_test_database(admin_url: str, name: str) -> None:
     """Drop the database and the plugin login roles made for it (roles are cluster-wide)."""
-    from modula.db.confinement import quote_ident, role_prefix
+    from modula.db.confinement import role_prefix
+    from modula.db.names import quote_ident
 
     connection = await asyncpg.connect(admin_url)
     try:

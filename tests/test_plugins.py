@@ -142,3 +142,19 @@ async def test_webhooks_post_only_to_allowed_hosts(app):
     import json
     assert json.loads(route.calls[0].request.content) == {"event": "order", "data": {"id": 1}}
     assert await rows(app, "webhooks_deliveries") == 2  # the refused one is recorded with its error
+
+
+@pytest.mark.parametrize("url, allowed, expected", [
+    ("https://api.example.com/x", ["api.example.com"], True),
+    ("https://API.example.com/x", ["api.example.com"], True),
+    ("https://a.b.example.com/x", ["*.example.com"], True),
+    ("https://example.com/x", ["*.example.com"], False),
+    ("https://api.example.com.evil.org/x", ["api.example.com"], False),
+    ("https://api.example.com:8443/x", ["api.example.com:8443"], True),
+    ("https://api.example.com/x", ["api.example.com:8443"], False),
+    ("http://api.example.com:80/x", ["api.example.com:80"], True),
+])
+def test_manifest_hosts_match_the_same_way_in_runtime_and_host(url, allowed, expected):
+    from modula.lua.host_requests import host_allowed
+
+    assert host_allowed(url, allowed) is expected

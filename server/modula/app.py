@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.live_schema = LiveSchema(schema)
             app.state.plugins = plugins
             yield
-            plugins.close()
+            await plugins.close()
         finally:
             await database.disconnect()
 

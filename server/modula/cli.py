@@ -75,7 +75,7 @@ def _with_host(args: argparse.Namespace, work):
                 await migrate(session)
             return await work(host, settings)
         finally:
-            host.close()
+            await host.close()
             await database.disconnect()
 
     return asyncio.run(run())

@@ -82,20 +82,14 @@ async def update_content(
             raise not_found("content", content_id, ("id",))
         datatype_fields = await _datatype_fields(session, content["datatype_id"], ("id",))
         stored = await _check_values(session, datatype_fields, values, ("fields",), require_all=False)
-        cleared = [v.field_id for v in values if v.value is None]
-        if cleared:
-            await session.execute(
-                sa.delete(t.content_fields).where(
-                    t.content_fields.c.content_data_id == content_id, t.content_fields.c.field_id.in_(cleared)
-                )
+        # Every named field loses its old value; the non-null ones get their new value.
+        await session.execute(
+            sa.delete(t.content_fields).where(
+                t.content_fields.c.content_data_id == content_id,
+                t.content_fields.c.field_id.in_([v.field_id for v in values]),
             )
-        if stored:
-            await session.execute(
-                sa.delete(t.content_fields).where(
-                    t.content_fields.c.content_data_id == content_id, t.content_fields.c.field_id.in_(list(stored))
-                )
-            )
-            await _insert_values(session, content_id, stored)
+        )
+        await _insert_values(session, content_id, stored)
         changes: dict[str, Any] = {"updated_at": utcnow()}
         if status is not None:
             changes["status"] = status

@@ -16,7 +16,6 @@ lists. The database itself enforces this, never a parser of the plugin's SQL:
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 import sqlite3
 from dataclasses import dataclass, field
@@ -26,9 +25,8 @@ import sqlalchemy as sa
 from modula.db.connection import Session
 from modula.db.core_tables import metadata as core_metadata
 from modula.db.core_tables import plugin_roles
+from modula.db.names import PLUGIN_NAME, TABLE_NAME, quote_ident
 
-PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
-TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 # Secrets no grant may ever include: credentials of users, sessions, tokens and plugin roles.
 NEVER_READABLE = frozenset({"plugin_roles", "sessions", "tokens", "schema_migrations"})
@@ -202,11 +200,6 @@ def sqlite_referenced_keys(connection: sqlite3.Connection, grant: PluginGrant) -
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------
-
-
-def quote_ident(name: str) -> str:
-    """A PostgreSQL identifier, quoted (names are validated before they get here as well)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def role_prefix(database_name: str) -> str:

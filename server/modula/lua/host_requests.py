@@ -95,8 +95,7 @@ class HostRequest:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise RequestRefused("http.request: url must be an absolute http(s) URL")
-        if not any(fnmatch.fnmatchcase(parts.hostname, allowed.lower())
-                   for allowed in self._http_hosts):
+        if not host_allowed(url, self._http_hosts):
             raise RequestRefused(f"http.request: host {parts.hostname!r} is not allowed "
                                  "for this plugin")
         headers = spec.get("headers", {})
@@ -110,6 +109,26 @@ class HostRequest:
             raise RequestRefused("http.request: timeout must be a positive number of seconds")
         return await self._host.http_request(method, url, headers, body,
                                              min(float(timeout), remaining))
+
+
+def host_allowed(url: str, allowed: tuple[str, ...] | list[str]) -> bool:
+    """Whether `url`'s host is in the manifest's list: "api.example.com", "*.example.com"
+    (subdomains), optionally with a port ("api.example.com:8443"; without one, any port)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return False
+    host = parts.hostname.lower()
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return False
+    for entry in allowed:
+        pattern, _, wanted_port = entry.lower().partition(":")
+        if wanted_port and int(wanted_port) != port:
+            continue
+        if fnmatch.fnmatchcase(host, pattern):
+            return True
+    return False
 
 
 async def _quietly(awaitable: Any) -> None:

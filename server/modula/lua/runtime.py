@@ -4,12 +4,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from lupa import lua54
+
+from modula.db.names import PLUGIN_NAME
 
 from .declarations import Declarations, HandlerRef
 from .errors import LuaPluginError
@@ -20,7 +21,6 @@ from .host_requests import HostRequest, RequestRefused
 from .validation import DeclarationCollector, DeclarationError
 from .values import ConversionError, LuaValues
 
-PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 MAX_MESSAGE = 2000
 MEMORY_MESSAGE = "not enough memory"
 logger = logging.getLogger("modula.lua")

@@ -4,11 +4,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from modula.db.names import COLUMN_NAME, TABLE_NAME
+
 from .declarations import (Declarations, FieldDecl, FieldResolverDecl, HandlerRef, HookDecl,
                            InputDecl, OperationDecl, TableDecl, TypeDecl)
 
-TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 GRAPHQL_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
 GRAPHQL_TYPE = re.compile(r"^(\[)?[_A-Za-z][_0-9A-Za-z]*!?(?(1)\]!?)$")
 COLUMN_TYPES = ("integer", "real", "numeric", "text", "boolean", "date", "datetime", "json", "blob")

@@ -10,28 +10,27 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import re
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from modula.db.introspection import TableSpec
+from modula.db.names import quote_ident
+from modula.lua.host_requests import host_allowed
 from modula.plugins.errors import PluginError
 
 MAX_HTTP_TIMEOUT = 30.0
 MAX_HTTP_BODY = 1_000_000
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
 class PluginCall:
     """Implements `modula.lua.host.Host` for one handler run of one plugin."""
 
-    def __init__(self, plugin, sql, *, http_client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, plugin, sql, *, http_client: httpx.AsyncClient) -> None:
         self.plugin = plugin  # LoadedPlugin
         self.sql = sql  # the confined SQL runner for this call
         self._http = http_client
-        self._tx_open = False
         self._log = logging.getLogger(f"modula.plugin.{plugin.name}")
 
     # SQL -------------------------------------------------------------------------------
@@ -51,34 +50,24 @@ class PluginCall:
         if unknown:
             raise PluginError(self.plugin.name, f"insert into {table}: unknown column(s) {', '.join(unknown)}")
         names = list(values)
-        quoted = ", ".join(_quote(name) for name in names)
+        quoted = ", ".join(quote_ident(name) for name in names)
         marks = ", ".join("?" for _ in names)
-        sql = (f"INSERT INTO {_quote(table)} ({quoted}) VALUES ({marks}) RETURNING *" if names
-               else f"INSERT INTO {_quote(table)} DEFAULT VALUES RETURNING *")
+        sql = (f"INSERT INTO {quote_ident(table)} ({quoted}) VALUES ({marks}) RETURNING *" if names
+               else f"INSERT INTO {quote_ident(table)} DEFAULT VALUES RETURNING *")
         params = [_to_column(spec.column(name).type, values[name]) for name in names]
         rows = await self.sql.query(sql, params)
         return rows[0]
 
+    # One transaction at a time: the confined runner keeps that state and refuses a second one.
     async def begin(self) -> int:
-        if self._tx_open:
-            raise PluginError(self.plugin.name, "a transaction is already open: commit or roll it back first")
         await self.sql.begin()
-        self._tx_open = True
         return 1
 
     async def commit(self, tx: int) -> None:
-        self._require_tx()
-        self._tx_open = False
         await self.sql.commit()
 
     async def rollback(self, tx: int) -> None:
-        self._require_tx()
-        self._tx_open = False
         await self.sql.rollback()
-
-    def _require_tx(self) -> None:
-        if not self._tx_open:
-            raise PluginError(self.plugin.name, "no transaction is open")
 
     def _own_table(self, table: str) -> TableSpec:
         spec = self.plugin.tables.get(table)
@@ -91,40 +80,21 @@ class PluginCall:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise PluginError(self.plugin.name, f"http.request: {url!r} is not an http(s) URL")
-        if not _host_allowed(parts.hostname.lower(), self.plugin.manifest.http_hosts):
+        if not host_allowed(url, self.plugin.manifest.http_hosts):
             raise PluginError(self.plugin.name, f"http.request: host {parts.hostname} is not listed in plugin.json permissions.http")
-        if not all(isinstance(k, str) and _HEADER_NAME.match(k) and isinstance(v, str) for k, v in (headers or {}).items()):
-            raise PluginError(self.plugin.name, "http.request: headers must be a table of string names and values")
         limit = min(max(float(timeout or 10.0), 0.1), MAX_HTTP_TIMEOUT)
-        client = self._http or httpx.AsyncClient()
         try:
-            response = await client.request(method.upper(), url, headers=headers or {}, content=body,
+            response = await self._http.request(method.upper(), url, headers=headers or {}, content=body,
                                             timeout=limit, follow_redirects=False)
         except httpx.TimeoutException:
             raise PluginError(self.plugin.name, f"http.request to {parts.hostname} timed out after {limit:g} s") from None
         except httpx.HTTPError as exc:
             raise PluginError(self.plugin.name, f"http.request to {parts.hostname} failed: {type(exc).__name__}") from None
-        finally:
-            if self._http is None:
-                await client.aclose()
         return {"status": response.status_code, "headers": dict(response.headers),
                 "body": response.text[:MAX_HTTP_BODY]}
 
     def log(self, level: str, message: str) -> None:
         getattr(self._log, {"warn": "warning"}.get(level, level), self._log.info)("%s", message)
-
-
-def _quote(identifier: str) -> str:
-    """Identifiers here come from introspection; quoting keeps them identifiers whatever they hold."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
-    for pattern in allowed:
-        pattern = pattern.split(":")[0]
-        if host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])):
-            return True
-    return False
 
 
 def _to_column(column_type: str, value: Any) -> Any:

@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from modula.db.names import PLUGIN_NAME
 from modula.plugins.errors import PluginError
 
-PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 API_VERSIONS = (1,)
 _HOST = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:\d{1,5})?$")
 # Core tables a plugin may ask to read. Credentials (users, sessions, tokens) are never offered.

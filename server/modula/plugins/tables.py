@@ -7,7 +7,6 @@ says what and why: plugin data is user data.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -15,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from modula.db.connection import Session
 from modula.db.introspection import TableSpec, type_name
+from modula.db.names import COLUMN_NAME, TABLE_NAME, quote_ident
 from modula.plugins.errors import PluginError
 from modula.plugins.manifest import READABLE_CORE_TABLES
 
@@ -29,7 +29,6 @@ COLUMN_TYPES: dict[str, sa.types.TypeEngine] = {
     "json": sa.JSON(),
     "blob": sa.LargeBinary(),
 }
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 @dataclass
@@ -63,13 +62,13 @@ def declared_tables(plugin: str, declarations: list, live: dict[str, TableSpec])
     problems: list[str] = []
     names = {decl.name for decl in declarations}
     for decl in declarations:
-        if not decl.name.startswith(f"{plugin}_") or not _IDENTIFIER.match(decl.name):
+        if not decl.name.startswith(f"{plugin}_") or not TABLE_NAME.match(decl.name):
             problems.append(f"table {decl.name!r} must be named {plugin}_<table> in lowercase letters, digits and '_'")
             continue
         columns: list[sa.Column] = []
         pk_count = 0
         for spec in decl.fields:
-            if not _IDENTIFIER.match(spec.name):
+            if not COLUMN_NAME.match(spec.name):
                 problems.append(f"{decl.name}.{spec.name}: column names use lowercase letters, digits and '_'")
                 continue
             if spec.type not in COLUMN_TYPES:
@@ -223,7 +222,6 @@ async def apply(session: Session, plan_: Plan) -> None:
 
 def _add_column_sql(dialect_name: str, table: sa.Table, column: sa.Column) -> str:
     dialect = sqlite.dialect() if dialect_name == "sqlite" else postgresql.dialect()
-    preparer = dialect.identifier_preparer
     column_sql = str(sa.schema.CreateColumn(column).compile(dialect=dialect))
-    return f"ALTER TABLE {preparer.quote(table.name)} ADD COLUMN {column_sql}"
+    return f"ALTER TABLE {quote_ident(table.name)} ADD COLUMN {column_sql}"
 
