@@ -16,8 +16,7 @@ from modula.db.connection import Database
 from modula.db.migrations import migrate
 from modula.graphql_http import graphql_endpoint
 from modula.plugins.host import PluginHost
-from modula.schema.builder import build_schema
-from modula.schema.live import LiveSchema
+from modula.schema.reloads import SchemaService
 
 log = logging.getLogger("modula")
 
@@ -38,16 +37,24 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 applied = await migrate(session)
             if applied:
                 log.info("applied migrations: %s", ", ".join(applied))
-            # Schema builds take hundreds of milliseconds for large schemas: keep them off the loop.
             plugins = PluginHost(database)
-            await plugins.load_all(settings.plugins_dir)
-            schema = await asyncio.to_thread(build_schema)
+            schemas = SchemaService(database, plugins, settings.plugins_dir)
+            await schemas.start()
             app.state.settings = settings
             app.state.database = database
-            app.state.live_schema = LiveSchema(schema)
+            app.state.schemas = schemas
+            app.state.live_schema = schemas.live
             app.state.plugins = plugins
-            yield
-            await plugins.close()
+            tasks = [asyncio.create_task(schemas.follow(settings.follow_interval))]
+            if settings.watch:
+                tasks.append(asyncio.create_task(schemas.watch()))
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await plugins.close()
         finally:
             await database.disconnect()
 

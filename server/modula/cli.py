@@ -16,6 +16,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
         debug=True if getattr(args, "debug", False) else None,
+        watch=True if getattr(args, "watch", False) else None,
         plugins_dir=Path(args.plugins_dir) if getattr(args, "plugins_dir", None) else None,
     )
 
@@ -163,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve GraphQL over HTTP (creates and migrates the database)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1; env MODULA_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000; env MODULA_PORT)")
+    serve.add_argument("--watch", action="store_true", help="reload a plugin when its files change")
     database_flag(serve)
     serve.set_defaults(run=cmd_serve)
 

@@ -18,6 +18,8 @@ class Settings:
     default_page_size: int = 100
     max_page_size: int = 1000
     debug: bool = False
+    watch: bool = False  # reload a plugin when its files change (`modula serve --watch`)
+    follow_interval: float = 1.0  # seconds between checks for plugin changes made by other processes
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

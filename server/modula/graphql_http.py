@@ -42,23 +42,23 @@ async def graphql_endpoint(request: Request) -> Response:
                             media_type=media_type, headers=exc.headers)
 
     state = request.app.state
-    served = state.live_schema.current
     allowed = {OperationType.QUERY} if request.method == "GET" else None
-    async with state.database.session() as session:
-        context = RequestContext(session=session, settings=state.settings, request=request)
-        try:
-            result = await served.schema.execute(
-                params["query"],
-                variable_values=params["variables"],
-                context_value=context,
-                operation_name=params["operationName"],
-                allowed_operation_types=allowed,
-            )
-        except InvalidOperationTypeError:
-            return JSONResponse(
-                {"errors": [{"message": "mutations and subscriptions are not allowed over GET; use POST"}]},
-                status_code=405, media_type=media_type, headers={"Allow": "POST"},
-            )
+    with state.live_schema.use() as served:
+        async with state.database.session() as session:
+            context = RequestContext(session=session, settings=state.settings, request=request, schemas=state.schemas)
+            try:
+                result = await served.schema.execute(
+                    params["query"],
+                    variable_values=params["variables"],
+                    context_value=context,
+                    operation_name=params["operationName"],
+                    allowed_operation_types=allowed,
+                )
+            except InvalidOperationTypeError:
+                return JSONResponse(
+                    {"errors": [{"message": "mutations and subscriptions are not allowed over GET; use POST"}]},
+                    status_code=405, media_type=media_type, headers={"Allow": "POST"},
+                )
 
     body: dict[str, Any] = {}
     if result.errors:

@@ -8,7 +8,9 @@ stops the server or the other plugins.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import httpx
 from modula.db import confinement
 from modula.db.connection import Database, Session
 from modula.db.introspection import TableSpec, reflect_tables
-from modula.db.plugin_sql import plugin_sql
+from modula.db.plugin_sql import plugin_session, plugin_sql
 from modula.lua.declarations import Declarations, HandlerRef
 from modula.lua.errors import LuaPluginError
 from modula.lua.limits import Limits
@@ -50,17 +52,34 @@ class PluginHost:
     http_client: httpx.AsyncClient = field(default_factory=httpx.AsyncClient)
     loaded: dict[str, LoadedPlugin] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    retired: list[LoadedPlugin] = field(default_factory=list)
 
-    async def load_all(self, plugins_dir: Path) -> None:
-        """Install or load every plugin folder; failures are logged and kept, never raised."""
+    async def load_all(self, plugins_dir: Path) -> bool:
+        """Bring the loaded plugins in line with the plugins directory and the registry: install
+        new or changed folders, drop plugins the registry disabled (here or in another process).
+        Failures are logged and kept, never raised. Returns whether anything changed."""
         if not plugins_dir.is_dir():
-            return
+            return False
+        async with self.database.session() as session:
+            known = {row["name"]: row for row in await registry.list_plugins(session)}
+        changed = False
         for folder in sorted(p for p in plugins_dir.iterdir() if (p / "plugin.json").is_file()):
+            row = known.get(folder.name)
+            if row is not None and not row["enabled"]:
+                if folder.name in self.loaded:
+                    self._retire(folder.name)
+                    changed = True
+                continue
+            current = self.loaded.get(folder.name)
+            if current is not None and current.checksum == registry.checksum(folder):
+                continue
             try:
                 await self.install(folder)
             except PluginError as exc:
                 self.failures[exc.plugin] = exc.message
                 log.error("%s", exc.message)
+            changed = True
+        return changed
 
     async def install(self, folder: Path) -> LoadedPlugin:
         """Load the plugin in `folder` and create or upgrade its tables; all or nothing."""
@@ -78,7 +97,9 @@ class PluginHost:
             async with self.database.session() as session:
                 async with session.transaction():
                     await tables.apply(session, plan)
-                    await registry.record(session, manifest, digest)
+                    known = await registry.get_plugin(session, manifest.name)
+                    if not (plan.empty and known and known["checksum"] == digest and known["enabled"]):
+                        await registry.record(session, manifest, digest)  # bumps the schema generation
                     await confinement.provision_plugin_role(session, _grant(manifest, own_tables), own_tables)
             if not plan.empty:
                 log.info("plugin %s %s: %s", manifest.name, manifest.version, ", ".join(plan.describe()))
@@ -90,9 +111,7 @@ class PluginHost:
             runtime.close()
             log.exception("plugin %s failed to install", manifest.name)
             raise PluginError(manifest.name, f"install failed: {exc}") from exc
-        previous = self.loaded.pop(manifest.name, None)
-        if previous is not None:
-            previous.runtime.close()
+        self._retire(manifest.name)
         self.failures.pop(manifest.name, None)
         plugin = LoadedPlugin(manifest, runtime, declarations, specs, digest)
         self.loaded[manifest.name] = plugin
@@ -103,17 +122,28 @@ class PluginHost:
         return await self.install(folder)
 
     async def unload(self, name: str) -> None:
-        """Stop serving the plugin; its tables and registry row stay."""
-        plugin = self.loaded.pop(name, None)
-        if plugin is None:
+        """Stop serving the plugin, here and (through the registry) in every process sharing the
+        database, also after restarts; its tables and data stay."""
+        if name not in self.loaded:
             raise PluginError(name, "is not loaded", code="NOT_FOUND")
-        plugin.runtime.close()
+        self._retire(name)
+        async with self.database.session() as session, session.transaction():
+            await registry.set_enabled(session, name, False)
+
+    def _retire(self, name: str) -> None:
+        """Stop handing out the plugin; its runtime stays open for requests still using it until
+        the owner of the served schema closes it (see `take_retired`)."""
+        plugin = self.loaded.pop(name, None)
+        if plugin is not None:
+            self.retired.append(plugin)
+
+    def take_retired(self) -> list[LoadedPlugin]:
+        retired, self.retired = self.retired, []
+        return retired
 
     async def remove(self, name: str) -> None:
         """Forget the plugin in the registry. Its tables are kept: they hold user data."""
-        plugin = self.loaded.pop(name, None)
-        if plugin is not None:
-            plugin.runtime.close()
+        self._retire(name)
         async with self.database.session() as session:
             async with session.transaction():
                 if await registry.get_plugin(session, name) is None:
@@ -121,24 +151,41 @@ class PluginHost:
                 await registry.forget(session, name)
 
     async def call(self, name: str, handler: HandlerRef, args: Any, ctx: dict, *, session: Session | None = None) -> Any:
-        """Run one Lua handler of plugin `name` with its SQL confined to what the plugin may touch.
-
-        On SQLite `session` lets the plugin's statements join the caller's transaction (hooks);
-        on PostgreSQL the plugin always uses its own login role's connection.
-        """
+        """Run one Lua handler of the loaded plugin `name` (see `call_plugin`)."""
         plugin = self.loaded.get(name)
         if plugin is None:
             raise PluginError(name, "is not loaded", code="NOT_FOUND")
+        return await self.call_plugin(plugin, handler, args, ctx, session=session)
+
+    async def call_plugin(self, plugin: LoadedPlugin, handler: HandlerRef, args: Any, ctx: dict, *,
+                          session: Session | None = None) -> Any:
+        """Run one Lua handler with its SQL confined to what the plugin may touch.
+
+        `session` lets the plugin's statements join the caller's transaction: on SQLite any
+        session, on PostgreSQL only one logged in as the plugin's role (see `write_session`); a host
+        session's privileges are never lent to plugin SQL.
+        """
         grant = _grant(plugin.manifest, list(plugin.tables))
-        shared = session if self.database.is_sqlite else None
+        shared = session if session is not None and (self.database.is_sqlite or session.login_role) else None
         try:
             async with plugin_sql(self.database, grant, session=shared) as sql:
                 return await plugin.runtime.call(handler, args, ctx, PluginCall(plugin, sql, http_client=self.http_client))
         except LuaPluginError as exc:
-            raise PluginError(name, exc.message, code=exc.code, location=exc.location) from None
+            raise PluginError(plugin.name, exc.message, code=exc.code, location=exc.location) from None
+
+    @contextlib.asynccontextmanager
+    async def write_session(self, plugin: LoadedPlugin, request_session: Session) -> AsyncIterator[Session]:
+        """The connection a generated mutation of the plugin's tables runs on, so its hooks' SQL
+        shares the mutation's transaction: the request's own on SQLite, one logged in as the
+        plugin's role on PostgreSQL (which has every right the mutation needs on the plugin's tables)."""
+        if self.database.is_sqlite:
+            yield request_session
+            return
+        async with plugin_session(self.database, plugin.name) as session:
+            yield session
 
     async def close(self) -> None:
-        for plugin in self.loaded.values():
+        for plugin in [*self.loaded.values(), *self.take_retired()]:
             plugin.runtime.close()
         self.loaded.clear()
         await self.http_client.aclose()

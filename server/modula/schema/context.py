@@ -15,6 +15,7 @@ class RequestContext:
     session: Session
     settings: Settings
     request: Any = None
+    schemas: Any = None  # the SchemaService, for plugin management
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

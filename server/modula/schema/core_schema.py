@@ -7,7 +7,8 @@ from strawberry.scalars import JSON
 
 from modula.cms import content, content_tree, datatypes, routes, sites
 from modula.cms.datatypes import NewField
-from modula.errors import ModulaError
+from modula.schema.paging import page
+from modula.schema.plugin_admin import PluginMutation
 from modula.schema.core_types import (
     Content,
     CoreInfo,
@@ -61,18 +62,6 @@ class CreateContentInput:
     status: str = strawberry.field(default="published", description="draft or published")
 
 
-def _page(info: CoreInfo, limit: int | None, offset: int | None) -> tuple[int, int]:
-    settings = info.context.settings
-    size = settings.default_page_size if limit is None else limit
-    if size < 0:
-        raise ModulaError("INVALID_VALUE", "limit must be 0 or more", ("limit",))
-    if size > settings.max_page_size:
-        raise ModulaError("PAGE_SIZE_EXCEEDED", f"limit may be at most {settings.max_page_size}", ("limit",))
-    if offset is not None and offset < 0:
-        raise ModulaError("INVALID_VALUE", "offset must be 0 or more", ("offset",))
-    return size, offset or 0
-
-
 @strawberry.type
 class Query:
     @strawberry.field
@@ -111,7 +100,7 @@ class Query:
         limit: int | None = None,
         offset: int | None = None,
     ) -> list[Content]:
-        size, start = _page(info, limit, offset)
+        size, start = page(info.context.settings, limit, offset)
         rows = await content.list_contents(
             info.context.session, route_id=route_id, datatype_id=datatype_id, limit=size, offset=start
         )
@@ -119,7 +108,7 @@ class Query:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(PluginMutation):
     @strawberry.mutation
     async def create_site(self, info: CoreInfo, input: CreateSiteInput) -> Site:
         return Site.from_row(await sites.create_site(info.context.session, name=input.name, hostname=input.hostname))

@@ -37,38 +37,39 @@ class Loaders:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self._made: dict[str, DataLoader] = {}
+        self._made: dict[Any, DataLoader] = {}
 
-    def _get(self, name: str, factory) -> DataLoader:
-        loader = self._made.get(name)
+    def keyed(self, key: Any, factory: Callable[[], DataLoader]) -> DataLoader:
+        """The request's loader for `key`, made by `factory` on first use (generated relationships)."""
+        loader = self._made.get(key)
         if loader is None:
-            loader = self._made[name] = factory()
+            loader = self._made[key] = factory()
         return loader
 
     @property
     def site(self) -> DataLoader:
-        return self._get("site", lambda: _by_key(sites.sites_by_ids, self.session))
+        return self.keyed("site", lambda: _by_key(sites.sites_by_ids, self.session))
 
     @property
     def route(self) -> DataLoader:
-        return self._get("route", lambda: _by_key(routes.routes_by_ids, self.session))
+        return self.keyed("route", lambda: _by_key(routes.routes_by_ids, self.session))
 
     @property
     def datatype(self) -> DataLoader:
-        return self._get("datatype", lambda: _by_key(datatypes.datatypes_by_ids, self.session))
+        return self.keyed("datatype", lambda: _by_key(datatypes.datatypes_by_ids, self.session))
 
     @property
     def datatype_fields(self) -> DataLoader:
-        return self._get("datatype_fields", lambda: _grouped(datatypes.fields_of_datatypes, self.session, "datatype_id"))
+        return self.keyed("datatype_fields", lambda: _grouped(datatypes.fields_of_datatypes, self.session, "datatype_id"))
 
     @property
     def content(self) -> DataLoader:
-        return self._get("content", lambda: _by_key(content.contents_by_ids, self.session))
+        return self.keyed("content", lambda: _by_key(content.contents_by_ids, self.session))
 
     @property
     def children(self) -> DataLoader:
-        return self._get("children", lambda: _grouped(content.children_of, self.session, "parent_id"))
+        return self.keyed("children", lambda: _grouped(content.children_of, self.session, "parent_id"))
 
     @property
     def values(self) -> DataLoader:
-        return self._get("values", lambda: _grouped(content.values_of, self.session, "content_data_id"))
+        return self.keyed("values", lambda: _grouped(content.values_of, self.session, "content_data_id"))

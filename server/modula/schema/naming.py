@@ -1,0 +1,103 @@
+"""The names the generated API gives a plugin table: predictable from the table and column names.
+
+For `shop_products` (primary key `product_id`): type `ShopProduct`, list `shopProducts`, one row
+`shopProduct`, `shopProductsConnection`, `shopProductsAggregate`, `insertShopProducts` /
+`insertShopProduct`, `updateShopProducts` / `updateShopProduct`, `deleteShopProducts` /
+`deleteShopProduct`; columns in camelCase (`stock_count` -> `stockCount`). The last word of the
+table name is singularised for the type (inflect). When singular and plural are the same word
+(`shop_news`), the one-row forms end in `ByPk` (and `insert…One`) so they stay distinct.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import inflect
+
+_inflect = inflect.engine()
+
+
+def camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def pascal(snake: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in snake.split("_"))
+
+
+@functools.cache
+def singular(table: str) -> str:
+    """`shop_product_attributes` -> `shop_product_attribute` (only the last word changes)."""
+    head, _, last = table.rpartition("_")
+    one = _inflect.singular_noun(last) or last
+    return f"{head}_{one}" if head else one
+
+
+@dataclass(frozen=True)
+class TableNames:
+    table: str
+    type: str  # ShopProduct
+    list: str  # shopProducts
+    one: str  # shopProduct
+    connection: str
+    aggregate: str
+    insert: str
+    insert_one: str
+    update: str
+    update_one: str
+    delete: str
+    delete_one: str
+
+    def derived(self, suffix: str) -> str:
+        """A helper type's name: `ShopProductFilter`, `ShopProductInsertInput`, …"""
+        return self.type + suffix
+
+
+@functools.cache
+def table_names(table: str) -> TableNames:
+    one_snake = singular(table)
+    plural = pascal(table)
+    same = one_snake == table
+    one_suffix = "ByPk" if same else ""
+    return TableNames(
+        table=table,
+        type=pascal(one_snake),
+        list=camel(table),
+        one=camel(one_snake) + one_suffix,
+        connection=camel(table) + "Connection",
+        aggregate=camel(table) + "Aggregate",
+        insert="insert" + plural,
+        insert_one="insert" + pascal(one_snake) + ("One" if same else ""),
+        update="update" + plural,
+        update_one="update" + pascal(one_snake) + one_suffix,
+        delete="delete" + plural,
+        delete_one="delete" + pascal(one_snake) + one_suffix,
+    )
+
+
+def column_field(column: str) -> str:
+    return camel(column)
+
+
+def column_enum_value(column: str) -> str:
+    return column.upper()
+
+
+def object_relation_field(fk_column: str, target_table: str, taken: set[str]) -> str:
+    """`product_id` -> `product`; when that is taken (or the column has no `_id`), the target's
+    singular camelCase name (`shopProduct`), then `<column>Object`."""
+    if fk_column.endswith("_id") and len(fk_column) > 3:
+        name = camel(fk_column[:-3])
+        if name not in taken:
+            return name
+    name = camel(singular(target_table))
+    return name if name not in taken else camel(fk_column) + "Object"
+
+
+def array_relation_field(child_table: str, fk_column: str, ambiguous: bool) -> str:
+    """The parent's list of children: `shopProductAttributes`; with two foreign keys from the same
+    child table to the parent, `shopOrderItemsByProductId`."""
+    name = camel(child_table)
+    return name + "By" + pascal(fk_column) if ambiguous else name

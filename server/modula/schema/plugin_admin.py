@@ -1,0 +1,57 @@
+"""Plugin management over GraphQL: load, reload and unload plugins on a running server."""
+
+from __future__ import annotations
+
+import strawberry
+
+from modula.errors import ModulaError
+from modula.schema.core_types import CoreInfo
+
+
+@strawberry.type
+class PluginFailure:
+    plugin: str
+    message: str
+
+
+@strawberry.type(description="What a plugin change did to the served schema.")
+class SchemaSwap:
+    plugin: str
+    schema_generation: int
+    loaded_plugins: list[str]
+    failures: list[PluginFailure]
+    breaking_changes: list[str] = strawberry.field(description="Changes that can break existing clients (graphql-core's find_breaking_changes).")
+    dangerous_changes: list[str]
+
+
+def _service(info: CoreInfo):
+    service = info.context.schemas
+    if service is None:
+        raise ModulaError("UNAVAILABLE", "plugin management is not available in this server")
+    return service
+
+
+def _swap(plugin: str, report) -> SchemaSwap:
+    return SchemaSwap(
+        plugin=plugin,
+        schema_generation=report.generation,
+        loaded_plugins=report.plugins,
+        failures=[PluginFailure(plugin=name, message=message) for name, message in sorted(report.failures.items())],
+        breaking_changes=report.breaking_changes,
+        dangerous_changes=report.dangerous_changes,
+    )
+
+
+@strawberry.type
+class PluginMutation:
+    @strawberry.mutation(description="Install or upgrade the plugin from the plugins directory and serve it.")
+    async def load_plugin(self, info: CoreInfo, name: str) -> SchemaSwap:
+        return _swap(name, await _service(info).load_plugin(name))
+
+    @strawberry.mutation(description="Load the plugin's files again (new code, new tables) and swap the schema.")
+    async def reload_plugin(self, info: CoreInfo, name: str) -> SchemaSwap:
+        return _swap(name, await _service(info).reload_plugin(name))
+
+    @strawberry.mutation(description="Stop serving the plugin (its tables and data stay).")
+    async def unload_plugin(self, info: CoreInfo, name: str) -> SchemaSwap:
+        return _swap(name, await _service(info).unload_plugin(name))

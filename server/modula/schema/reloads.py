@@ -1,0 +1,139 @@
+"""Rebuilds and swaps the served schema when plugins change, here or in another server process.
+
+Every plugin change bumps the schema generation in the database (in the same transaction as the
+change). A process that changes a plugin rebuilds at once; the others notice the new generation
+(polled, by default every second) and bring their plugins in line with the registry before they
+rebuild. A build runs off the event loop and is swapped in only if it succeeds; each swap logs
+what changed, with graphql-core's breaking and dangerous changes against the previous schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from graphql import find_breaking_changes, find_dangerous_changes
+
+from modula.db.connection import Database
+from modula.plugins import registry
+from modula.plugins.errors import PluginError
+from modula.plugins.host import PluginHost
+from modula.schema.builder import build
+from modula.schema.live import LiveSchema
+
+log = logging.getLogger("modula.schema")
+
+
+@dataclass
+class SwapReport:
+    generation: int
+    plugins: list[str]
+    failures: dict[str, str]
+    breaking_changes: list[str] = field(default_factory=list)
+    dangerous_changes: list[str] = field(default_factory=list)
+    build_seconds: float = 0.0
+
+
+class SchemaService:
+    def __init__(self, database: Database, host: PluginHost, plugins_dir: Path) -> None:
+        self.database = database
+        self.host = host
+        self.plugins_dir = plugins_dir
+        self.live: LiveSchema | None = None
+        self.last_report: SwapReport | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> SwapReport:
+        await self.host.load_all(self.plugins_dir)
+        return await self.rebuild()
+
+    async def _generation(self) -> int:
+        async with self.database.session() as session:
+            return await registry.current_generation(session)
+
+    async def rebuild(self) -> SwapReport:
+        """Build core + loaded plugins and serve it; the previous schema serves until then."""
+        async with self._lock:
+            return await self._rebuild()
+
+    async def _rebuild(self) -> SwapReport:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        plugins = list(self.host.loaded.values())
+        result = await asyncio.to_thread(build, plugins, self.host)
+        generation = await self._generation()
+        retired = self.host.take_retired()
+        report = SwapReport(generation, result.plugins, {**self.host.failures, **result.failures},
+                            build_seconds=loop.time() - started)
+        if self.live is None:
+            self.live = LiveSchema(result.schema, generation)
+        else:
+            old = self.live.current.schema._schema
+            new = result.schema._schema
+            report.breaking_changes = [f"{c.type.name}: {c.description}" for c in find_breaking_changes(old, new)]
+            report.dangerous_changes = [f"{c.type.name}: {c.description}" for c in find_dangerous_changes(old, new)]
+            generation = max(generation, self.live.current.generation + 1)
+            report.generation = generation
+            self.live.swap(result.schema, generation, when_old_drained=lambda: _close(retired))
+        self.last_report = report
+        log.info("schema generation %d: plugins %s (%.0f ms)%s%s", generation, ", ".join(report.plugins) or "none",
+                 report.build_seconds * 1000,
+                 f"; left out: {report.failures}" if report.failures else "",
+                 f"; breaking: {report.breaking_changes}" if report.breaking_changes else "")
+        return report
+
+    # --- plugin management (admin mutations, --watch) ----------------------------------------
+
+    async def load_plugin(self, name: str) -> SwapReport:
+        async with self._lock:
+            await self.host.install(self._folder(name))
+            return await self._rebuild()
+
+    async def reload_plugin(self, name: str) -> SwapReport:
+        return await self.load_plugin(name)
+
+    async def unload_plugin(self, name: str) -> SwapReport:
+        async with self._lock:
+            await self.host.unload(name)
+            return await self._rebuild()
+
+    def _folder(self, name: str) -> Path:
+        loaded = self.host.loaded.get(name)
+        folder = loaded.manifest.folder if loaded else self.plugins_dir / name
+        if not (folder / "plugin.json").is_file():
+            raise PluginError(name, f"has no plugin.json in {folder}", code="NOT_FOUND")
+        return folder
+
+    async def follow(self, interval: float = 1.0) -> None:
+        """Forever: when another process moved the generation on, sync plugins and rebuild."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if await self._generation() > self.live.current.generation:
+                    async with self._lock:
+                        await self.host.load_all(self.plugins_dir)
+                        await self._rebuild()
+            except Exception:  # noqa: BLE001 - keep following; the old schema keeps serving
+                log.exception("could not follow the schema generation")
+
+    async def watch(self) -> None:
+        """`modula serve --watch`: reload a plugin when its files change."""
+        from watchfiles import awatch
+
+        async for changes in awatch(self.plugins_dir):
+            names = {Path(path).relative_to(self.plugins_dir.resolve()).parts[0] for _, path in changes
+                     if Path(path).is_relative_to(self.plugins_dir.resolve())}
+            for name in sorted(names):
+                try:
+                    await self.load_plugin(name)
+                except PluginError as exc:
+                    log.error("%s", exc.message)
+
+
+def _close(retired) -> None:
+    for plugin in retired:
+        with contextlib.suppress(Exception):
+            plugin.runtime.close()
