@@ -130,7 +130,7 @@ def to_order(items: Any, columns: dict[str, str], path: tuple) -> list[tuple[str
     order: list[tuple[str, str]] = []
     for i, item in enumerate(items):
         chosen = [(column, getattr(item, attribute)) for attribute, column in columns.items()
-                  if given(getattr(item, attribute))]
+                  if given(getattr(item, attribute, UNSET))]
         if len(chosen) != 1:
             raise ModulaError("INVALID_ORDER", "give exactly one column per orderBy item", (*path, i))
         column, direction = chosen[0]

@@ -119,7 +119,7 @@ class LuaApi:
     def _output(self, node: TypeNode, where: str) -> tuple[Any, Callable[[Any], Any]]:
         if isinstance(node, NonNullTypeNode):
             inner, convert = self._output(node.type, where)
-            return inner, _required(convert, where)
+            return _strip_optional(inner), _required(convert, where)
         if isinstance(node, ListTypeNode):
             inner, convert = self._output(node.type, where)
             return list[inner] | None, _each(convert)
@@ -138,8 +138,7 @@ class LuaApi:
 
     def _input(self, node: TypeNode, where: str) -> Any:
         if isinstance(node, NonNullTypeNode):
-            inner = self._input(node.type, where)
-            return inner.__args__[0] if _is_optional(inner) else inner
+            return _strip_optional(self._input(node.type, where))
         if isinstance(node, ListTypeNode):
             return list[self._input(node.type, where)] | None
         name = node.name.value
@@ -218,8 +217,10 @@ def plain_input(value: Any) -> Any:
     return value
 
 
-def _is_optional(annotation: Any) -> bool:
-    return type(None) in getattr(annotation, "__args__", ())
+def _strip_optional(annotation: Any) -> Any:
+    """`X | None` -> `X` (for a `!` in the declared type)."""
+    args = getattr(annotation, "__args__", ())
+    return args[0] if type(None) in args else annotation
 
 
 def _required(convert: Callable[[Any], Any], where: str) -> Callable[[Any], Any]:

@@ -9,7 +9,7 @@ from modula.errors import ModulaError
 
 
 def page(settings: Settings, limit: int | None, offset: int | None, *, names: tuple[str, str] = ("limit", "offset")) -> tuple[int, int]:
-    size = settings.default_page_size if limit is None else limit
+    size = min(settings.default_page_size, settings.max_page_size) if limit is None else limit
     if size < 0:
         raise ModulaError("INVALID_VALUE", f"{names[0]} must be 0 or more", (names[0],))
     if size > settings.max_page_size:
