@@ -5,12 +5,18 @@ rollback, hooks that change and veto rows, Lua queries and fields. Both dialects
 from __future__ import annotations
 
 import base64
+import json
+import shutil
+from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
+import respx
 
+from cms_fixtures import make_content, make_datatype, make_route
 from modula_testing import GraphQLClient, running_app
-from test_plugins import write_plugin
+from test_plugins import BUNDLED, write_plugin
 
 LIB = r"""
 plugin.define_table({ name = "lib_authors", fields = {
@@ -226,7 +232,7 @@ async def test_one_row_by_primary_key_and_value_types(lib):
     assert author["name"] == "Dee" and author["active"] is True and author["meta"] == {"k": [1, 2]}
     assert author["born"] is None and author["shout"] == "DEE"
     book = author["libBooks"][0]
-    assert book["rating"] == "1.10" and book["publishedAt"].startswith("2024-02-03T04:05:06")
+    assert Decimal(book["rating"]) == Decimal("1.10") and book["publishedAt"].startswith("2024-02-03T04:05:06")
     assert base64.b64decode(book["cover"]) == b"\x00\x01png" and book["author"] == {"name": "Dee"}
 
 
@@ -336,3 +342,22 @@ async def test_a_failing_lua_field_errs_alone(lib):
     assert all(b["boom"] is None for b in body["data"]["libBooks"])
     assert len(body["errors"]) == 3 and body["errors"][0]["path"] == ["libBooks", 0, "boom"]
     assert "boom on Alpha Book" in body["errors"][0]["message"] and body["errors"][0]["extensions"]["plugin"] == "lib"
+
+
+# --- core content events --------------------------------------------------------------------
+
+
+@respx.mock
+async def test_webhooks_plugin_posts_after_content_is_created(database_url: str, tmp_path: Path):
+    shutil.copytree(BUNDLED / "webhooks", tmp_path / "plugins" / "webhooks")
+    posted = respx.post("https://hooks.example.com/content").mock(return_value=httpx.Response(204))
+    async with running_app(database_url, plugins_dir=tmp_path / "plugins") as app, GraphQLClient.for_app(app) as client:
+        await client.data('mutation { insertWebhooksSubscriptions(objects: [{event: "content.created", url: "https://hooks.example.com/content"}]) { affectedRows } }')
+        route, datatype = await make_route(client), await make_datatype(client)
+        node = await make_content(client, route, datatype)
+        assert posted.call_count == 1
+        body = json.loads(posted.calls[0].request.content)
+        assert body["event"] == "content.created" and body["data"]["id"] == node["id"]
+        assert body["data"]["route_id"] == route["id"]
+        deliveries = await client.data("{ webhooksDeliveries { status subscription { event } } }")
+        assert deliveries["webhooksDeliveries"] == [{"status": 204, "subscription": {"event": "content.created"}}]

@@ -1,5 +1,7 @@
 -- The webhooks plugin: subscriptions in a table; `deliver` posts an event to each matching URL
--- and records the outcome. Only hosts listed in plugin.json can be reached.
+-- and records the outcome. Only hosts listed in plugin.json can be reached. Content changes
+-- (after they are committed) are delivered as "content.created" / "content.updated" /
+-- "content.deleted"; any event can also be sent with the deliverWebhook mutation.
 
 plugin.define_table({ name = "webhooks_subscriptions", fields = {
     {name = "subscription_id", type = "integer", primary_key = true},
@@ -40,6 +42,10 @@ plugin.mutation{
     returns = "Int!",
     handler = function(args, ctx) return deliver(args.event, args.payload) end,
 }
+
+plugin.on("after_insert", "content", function(row, ctx) deliver("content.created", row) end)
+plugin.on("after_update", "content", function(row, ctx) deliver("content.updated", row) end)
+plugin.on("after_delete", "content", function(row, ctx) deliver("content.deleted", row) end)
 
 plugin.on("after_insert", "webhooks_subscriptions", function(row, ctx)
     log.info("new webhook subscription for " .. row.event)

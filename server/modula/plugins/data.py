@@ -156,6 +156,8 @@ def coerce_value(column_type: str, value: Any, path: Path = ()) -> Any:
             return dt.date.fromisoformat(value[:10])
         if column_type == "boolean" and isinstance(value, int):
             return bool(value)
+        if column_type == "blob" and isinstance(value, str):  # Lua strings that were valid UTF-8
+            return value.encode("utf-8")
     except ValueError as exc:
         raise ModulaError("INVALID_VALUE", f"not a valid {column_type}: {exc}", path) from None
     return value

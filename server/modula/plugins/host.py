@@ -173,6 +173,16 @@ class PluginHost:
         except LuaPluginError as exc:
             raise PluginError(plugin.name, exc.message, code=exc.code, location=exc.location) from None
 
+    async def core_event(self, event: str, table: str, row: dict, ctx: dict) -> None:
+        """Run every loaded plugin's hook on a core event (after the change committed)."""
+        for plugin in list(self.loaded.values()):
+            for hook in plugin.declarations.hooks:
+                if hook.event == event and hook.table == table:
+                    try:
+                        await self.call_plugin(plugin, hook.handler, row, {**ctx, "plugin": plugin.name, "event": event, "table": table})
+                    except PluginError as exc:
+                        log.error("%s", exc.message)
+
     @contextlib.asynccontextmanager
     async def write_session(self, plugin: LoadedPlugin, request_session: Session) -> AsyncIterator[Session]:
         """The connection a generated mutation of the plugin's tables runs on, so its hooks' SQL
@@ -203,9 +213,18 @@ def _declare(manifest: Manifest, runtime: PluginRuntime) -> Declarations:
         raise PluginError(manifest.name, exc.message, location=exc.location or "init.lua", code="PLUGIN_LOAD_FAILED") from None
 
 
+# Core events a plugin may watch: they run after the core change committed (so a webhook never
+# announces content that a rollback then takes back), and their failures are logged, not raised.
+CORE_EVENTS = {"content": ("after_insert", "after_update", "after_delete")}
+
+
 def _check_hooks(plugin: str, declarations: Declarations) -> None:
     # Events are checked as init.lua declares them; which tables a hook may watch is the host's rule.
     own = {t.name for t in declarations.tables}
     for hook in declarations.hooks:
-        if hook.table not in own:
+        if hook.table in CORE_EVENTS:
+            if hook.event not in CORE_EVENTS[hook.table]:
+                raise PluginError(plugin, f"hook {hook.event} on {hook.table}: core tables offer only "
+                                          f"{', '.join(CORE_EVENTS[hook.table])}")
+        elif hook.table not in own:
             raise PluginError(plugin, f"hook {hook.event} names table {hook.table!r}, which the plugin does not define")

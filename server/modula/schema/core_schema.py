@@ -62,6 +62,12 @@ class CreateContentInput:
     status: str = strawberry.field(default="published", description="draft or published")
 
 
+async def _content_event(info: CoreInfo, event: str, row: dict) -> None:
+    """Plugins watching core content hear of committed changes (`plugin.on("after_insert", "content", fn)`)."""
+    if info.context.schemas is not None:
+        await info.context.schemas.host.core_event(event, "content", dict(row), {"operation": info.field_name})
+
+
 @strawberry.type
 class Query:
     @strawberry.field
@@ -133,18 +139,24 @@ class Mutation(PluginMutation):
             fields=[content.FieldValue(field_id=f.field_id, value=f.value) for f in input.fields],
             status=input.status,
         )
-        return Content.from_row(await content.create_content(info.context.session, new))
+        row = await content.create_content(info.context.session, new)
+        await _content_event(info, "after_insert", row)
+        return Content.from_row(row)
 
     @strawberry.mutation(description="Set field values; a null value clears an optional field.")
     async def update_content(
         self, info: CoreInfo, id: int, fields: list[FieldValueInput], status: str | None = None
     ) -> Content:
         values = [content.FieldValue(field_id=f.field_id, value=f.value) for f in fields]
-        return Content.from_row(await content.update_content(info.context.session, id, values, status=status))
+        row = await content.update_content(info.context.session, id, values, status=status)
+        await _content_event(info, "after_update", row)
+        return Content.from_row(row)
 
     @strawberry.mutation(description="Delete a content node and its whole subtree.")
     async def delete_content(self, info: CoreInfo, id: int) -> DeleteContentResult:
-        return DeleteContentResult(deleted_ids=await content.delete_content(info.context.session, id))
+        deleted = await content.delete_content(info.context.session, id)
+        await _content_event(info, "after_delete", {"id": id, "deleted_ids": deleted})
+        return DeleteContentResult(deleted_ids=deleted)
 
     @strawberry.mutation(description="Move a node under another parent (null: the route's root) at a position (null: last).")
     async def move_content(
