@@ -239,15 +239,24 @@ async def test_one_row_by_primary_key_and_value_types(lib):
 async def test_relationships_are_batched(lib):
     objects = ", ".join(f'{{name: "a{i}", libBooks: [{{title: "b{i}-1"}}, {{title: "b{i}-2"}}]}}' for i in range(100))
     await lib.data(f"mutation {{ insertLibAuthors(objects: [{objects}]) {{ affectedRows }} }}")
-    statements: list = []
-    unsubscribe = lib.database.observe(statements.append)
-    try:
-        data = await lib.data("{ libAuthors(limit: 50) { name libBooks(orderBy: [{title: DESC}], limit: 1) { title author { name } } } }")
-    finally:
-        unsubscribe()
+
+    async def counted(query: str) -> tuple[dict, int]:
+        statements: list = []
+        unsubscribe = lib.database.observe(statements.append)
+        try:
+            return await lib.data(query), len(statements)
+        finally:
+            unsubscribe()
+
+    data, count = await counted("{ libBooks(limit: 50) { title author { name } } }")
+    assert len(data["libBooks"]) == 50 and all(b["author"]["name"] for b in data["libBooks"])
+    assert count == 2
+    data, count = await counted("{ libAuthors(limit: 50) { name libBooks { title } } }")
+    assert all(len(a["libBooks"]) == 2 for a in data["libAuthors"]) and count == 2
+    data, count = await counted("{ libAuthors(limit: 50) { name libBooks(orderBy: [{title: DESC}], limit: 1) { title author { name } } } }")
     assert len(data["libAuthors"]) == 50
     assert all(len(a["libBooks"]) == 1 and a["libBooks"][0]["title"].endswith("-2") for a in data["libAuthors"])
-    assert len(statements) == 3  # authors, their books, the books' authors
+    assert count == 3  # authors, their newest books (one statement for all, limited per author), the books' authors
 
 
 # --- writing ------------------------------------------------------------------------------
