@@ -29,13 +29,23 @@ class Binding(Protocol):
     def writing(self, info) -> contextlib.AbstractAsyncContextManager[TableWriter]: ...
 
 
+# The CRUD builder's parameter names as the GraphQL arguments they came from.
+_ARGUMENTS = {"order_by": "orderBy", "on_conflict": "onConflict"}
+
+
+def _graphql_path(crud_path: tuple) -> tuple:
+    if crud_path[:1] in (("rows",), ("key",)):  # positions in one statement's batch, or pk arguments
+        crud_path = crud_path[2:] if crud_path[:1] == ("rows",) else crud_path[1:]
+    return tuple(_ARGUMENTS.get(part, part) if isinstance(part, str) else part for part in crud_path)
+
+
 @contextlib.contextmanager
 def reported(path: tuple = ()):
     """CRUD and database failures as client errors with the input path they concern."""
     try:
         yield
     except CrudError as exc:
-        raise ModulaError("INVALID_INPUT", exc.message, (*path, *exc.path)) from None
+        raise ModulaError("INVALID_INPUT", exc.message, (*path, *_graphql_path(exc.path))) from None
     except DatabaseError as exc:
         detail = f" ({exc.constraint})" if exc.constraint else ""
         raise ModulaError(exc.code, exc.message + detail, path) from None
@@ -148,7 +158,7 @@ def query_fields(api: TableApi) -> Fields:
         return await crud.by_pk(info.context.session, _pk_key(api, kwargs))
 
     async def aggregate(root, info, where=UNSET):
-        with reported(("where",)):
+        with reported():
             return await crud.aggregate(info.context.session, where=to_where(where, api.attributes, ()),
                                         sum=numeric, avg=numeric, min=comparable, max=comparable)
 
