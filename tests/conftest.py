@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from modula_testing import GraphQLClient, create_test_database, drop_test_database, running_app
+from modula_testing import GraphQLClient, create_test_database, drop_test_database, running_app, token_client
 
 POSTGRES_URL = os.environ.get("MODULA_TEST_POSTGRES_URL")
 
@@ -47,5 +47,12 @@ async def app(database_url: str, tmp_path: Path):
 
 @pytest.fixture
 async def client(app) -> GraphQLClient:
+    """An administrator's client (a real API token); tests of permissions make their own."""
+    async with token_client(app, "admin", roles=["admin"]) as client:
+        yield client
+
+
+@pytest.fixture
+async def anonymous(app) -> GraphQLClient:
     async with GraphQLClient.for_app(app) as client:
         yield client

@@ -1,4 +1,5 @@
-"""Helpers shared by the tests and the benchmarks: databases, a running app, a GraphQL client."""
+"""Helpers shared by the tests and the benchmarks: databases, a running app, a GraphQL client, and
+clients signed in as real users (created as the CLI creates them, logged in through `login`)."""
 
 from __future__ import annotations
 
@@ -61,6 +62,21 @@ class GraphQLClient:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://modula.test") as http:
             yield cls(app, http)
 
+    def use_token(self, token: str | None) -> None:
+        """Send `Authorization: Bearer <token>` from now on (None: stop sending it)."""
+        if token is None:
+            self.http.headers.pop("authorization", None)
+        else:
+            self.http.headers["authorization"] = f"Bearer {token}"
+
+    async def login(self, username: str, password: str) -> dict[str, Any]:
+        """Log in through the `login` mutation; the session cookie stays in this client."""
+        data = await self.data(
+            "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { id username roles } }",
+            {"u": username, "p": password},
+        )
+        return data["login"]
+
     async def execute(self, query: str, variables: dict | None = None, **kwargs: Any) -> dict[str, Any]:
         response = await self.http.post("/graphql", json={"query": query, "variables": variables}, **kwargs)
         return response.json()
@@ -88,3 +104,44 @@ class GraphQLClient:
 
     async def counts(self, *tables: str) -> dict[str, int]:
         return {table: await self.count(table) for table in tables}
+
+
+TEST_PASSWORD = "correct horse battery staple"
+
+
+async def create_test_user(app, username: str, *, roles: list[str] | tuple[str, ...] = (),
+                           password: str = TEST_PASSWORD, email: str | None = None) -> dict[str, Any]:
+    """A user made by the same function `modula users create` calls."""
+    from modula.auth.users import create_user
+
+    async with app.state.database.session() as session:
+        return await create_user(session, username=username, email=email or f"{username}@modula.test",
+                                 password=password, roles=list(roles))
+
+
+@contextlib.asynccontextmanager
+async def signed_in_client(app, username: str, *, roles: list[str] | tuple[str, ...] = ()):
+    """A client logged in (session cookie) as a new user with `roles`."""
+    await create_test_user(app, username, roles=roles)
+    async with GraphQLClient.for_app(app) as client:
+        await client.login(username, TEST_PASSWORD)
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def token_client(app, username: str, *, roles: list[str] | tuple[str, ...] = ()):
+    """A client sending a real API token (`Authorization: Bearer`) of a new user with `roles`;
+    the token comes from the function `createApiToken` calls (no password check per test)."""
+    from modula.auth.tokens import create_token
+
+    user = await create_test_user(app, username, roles=roles)
+    async with app.state.database.session() as session:
+        secret, _ = await create_token(session, user["id"], name="tests")
+    async with GraphQLClient.for_app(app) as client:
+        client.use_token(secret)
+        yield client
+
+
+def admin_client(app, username: str = "admin"):
+    """`async with admin_client(app) as admin:` a client logged in as a new administrator."""
+    return signed_in_client(app, username, roles=["admin"])

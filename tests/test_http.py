@@ -31,6 +31,16 @@ async def test_form_encoded_post_is_refused(client):
     assert await client.count("routes") == 0
 
 
+async def test_other_bodies_a_page_can_post_without_a_preflight_are_refused(client):
+    # text/plain carrying JSON and multipart are what an HTML form or a "simple" fetch can send
+    # cross-site; the server has no upload type, so multipart is refused like the rest.
+    text = await client.http.post("/graphql", content=json.dumps({"query": MUTATION}),
+                                  headers={"content-type": "text/plain"})
+    multipart = await client.http.post("/graphql", data={"query": MUTATION}, files={"file": ("a.txt", b"x")})
+    assert (text.status_code, multipart.status_code) == (415, 415)
+    assert await client.count("routes") == 0
+
+
 async def test_malformed_json_and_missing_query_are_400(client):
     response = await client.http.post("/graphql", content=b"{nope", headers={"content-type": "application/json"})
     assert response.status_code == 400 and "not valid JSON" in response.json()["errors"][0]["message"]

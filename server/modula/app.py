@@ -7,6 +7,8 @@ import contextlib
 import logging
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -38,7 +40,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if applied:
                 log.info("applied migrations: %s", ", ".join(applied))
             plugins = PluginHost(database)
-            schemas = SchemaService(database, plugins, settings.plugins_dir)
+            schemas = SchemaService(database, plugins, settings.plugins_dir, settings)
             await schemas.start()
             app.state.settings = settings
             app.state.database = database
@@ -64,5 +66,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
             Route("/health", health),
         ],
+        middleware=_cors(settings),
         lifespan=lifespan,
     )
+
+
+def _cors(settings: Settings) -> list[Middleware]:
+    """Browsers on `settings.cors_origins` may call the API; listed origins with credentials (the
+    session cookie), "*" (any origin) never with them. No origins: no CORS headers at all."""
+    if not settings.cors_origins:
+        return []
+    any_origin = "*" in settings.cors_origins
+    return [Middleware(CORSMiddleware, allow_origins=["*"] if any_origin else list(settings.cors_origins),
+                       allow_credentials=not any_origin, allow_methods=["GET", "POST"],
+                       allow_headers=["Authorization", "Content-Type"], expose_headers=["X-Request-ID"])]

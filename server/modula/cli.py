@@ -1,4 +1,4 @@
-"""The `modula` command: serve, migrate, schema export."""
+"""The `modula` command: serve, migrate, plugins, schema export, users."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         port=getattr(args, "port", None),
         debug=True if getattr(args, "debug", False) else None,
         watch=True if getattr(args, "watch", False) else None,
+        production=True if getattr(args, "production", False) else None,
         plugins_dir=Path(args.plugins_dir) if getattr(args, "plugins_dir", None) else None,
     )
 
@@ -153,6 +154,77 @@ def cmd_plugins_remove(args: argparse.Namespace) -> int:
     return _with_host(args, work)
 
 
+def _read_new_password() -> str:
+    """From a prompt (twice) on a terminal, else the first line of standard input; never an argument,
+    which would sit in the shell history and the process list."""
+    import getpass
+
+    from modula.auth.users import password_problem
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if password and password != getpass.getpass("Password (again): "):
+            raise ValueError("the two passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise ValueError("the password is empty: type it at the prompt or pipe it on standard input")
+    problem = password_problem(password)
+    if problem:
+        raise ValueError(problem)
+    return password
+
+
+def _with_session(args: argparse.Namespace, work):
+    """Run `work(session)` on the configured database, migrated first."""
+    from modula.db.connection import Database
+    from modula.db.migrations import migrate
+
+    settings = _settings(args)
+
+    async def run():
+        database = Database(settings.database_url)
+        await database.connect()
+        try:
+            async with database.session() as session:
+                await migrate(session)
+                return await work(session)
+        finally:
+            await database.disconnect()
+
+    return asyncio.run(run())
+
+
+def cmd_users_create(args: argparse.Namespace) -> int:
+    from modula.auth.users import create_user
+    from modula.errors import ModulaError
+
+    roles = sorted(set(args.role or []) | ({"admin"} if args.admin else set()))
+    password = _read_new_password()
+
+    async def work(session):
+        try:
+            return await create_user(session, username=args.username, email=args.email, password=password, roles=roles)
+        except ModulaError as exc:
+            raise ValueError(exc.message) from None
+
+    user = _with_session(args, work)
+    print(f"created user {user['username']} (id {user['id']}, roles: {', '.join(user['roles']) or 'none'})")
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    from modula.auth.users import list_users
+
+    found = _with_session(args, list_users)
+    for user in found:
+        state = "" if user["is_active"] else " (inactive)"
+        print(f"{user['id']:>5}  {user['username']:<20} {user['email']:<32} {', '.join(user['roles']) or '-'}{state}")
+    if not found:
+        print("no users: create the first administrator with `modula users create --username NAME --email EMAIL --admin`")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modula", description="Modula: a GraphQL headless CMS with Lua plugins.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
@@ -165,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1; env MODULA_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000; env MODULA_PORT)")
     serve.add_argument("--watch", action="store_true", help="reload a plugin when its files change")
+    serve.add_argument("--production", action="store_true",
+                       help="introspection and field suggestions for admins only (env MODULA_PRODUCTION=1)")
     database_flag(serve)
     serve.set_defaults(run=cmd_serve)
 
@@ -192,6 +266,20 @@ def build_parser() -> argparse.ArgumentParser:
     schema_commands = schema.add_subparsers(dest="schema_command", required=True, metavar="SUBCOMMAND")
     export = schema_commands.add_parser("export", help="print the schema as SDL")
     export.set_defaults(run=cmd_schema_export)
+
+    users = commands.add_parser("users", help="create and list users")
+    user_commands = users.add_subparsers(dest="users_command", required=True, metavar="SUBCOMMAND")
+    create = user_commands.add_parser(
+        "create", help="create a user; the password is prompted for, or read from standard input when piped")
+    create.add_argument("--username", required=True)
+    create.add_argument("--email", required=True)
+    create.add_argument("--admin", action="store_true", help="give the user the admin role")
+    create.add_argument("--role", action="append", metavar="ROLE", help="give the user this role (repeatable)")
+    database_flag(create)
+    create.set_defaults(run=cmd_users_create)
+    list_users = user_commands.add_parser("list", help="list users and their roles")
+    database_flag(list_users)
+    list_users.set_defaults(run=cmd_users_list)
     return parser
 
 

@@ -20,6 +20,21 @@ class Settings:
     debug: bool = False
     watch: bool = False  # reload a plugin when its files change (`modula serve --watch`)
     follow_interval: float = 1.0  # seconds between checks for plugin changes made by other processes
+    session_ttl_seconds: int = 14 * 24 * 3600  # a login session ends after this long unused
+    secure_cookies: bool | None = None  # None: Secure cookies when the request came over HTTPS
+    # Request limits, checked before any resolver runs (page sizes: max_page_size above).
+    max_query_depth: int = 12  # field levels; introspection fields count as one level
+    max_aliases: int = 30
+    max_tokens: int = 5000  # lexical tokens (and, separately, comments) in one GraphQL document
+    max_batch: int = 10  # operations in one batched POST (a JSON array)
+    # Production mode (`modula serve --production`): introspection and "Did you mean" suggestions
+    # only for admins; internal errors are always masked, with a request id that is in the log.
+    production: bool = False
+    # Browser origins allowed to call the API, e.g. ("https://admin.example.com",); empty: no CORS
+    # headers at all. Listed origins may send credentials (the session cookie). "*" allows every
+    # origin but never with credentials: a browser then sends no cookie, so a page elsewhere
+    # cannot act as the signed-in user.
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -38,6 +53,18 @@ class Settings:
             settings = replace(settings, max_page_size=int(env["MODULA_MAX_PAGE_SIZE"]))
         if env.get("MODULA_DEBUG", "").lower() in ("1", "true", "yes"):
             settings = replace(settings, debug=True)
+        if env.get("MODULA_SESSION_TTL_SECONDS"):
+            settings = replace(settings, session_ttl_seconds=int(env["MODULA_SESSION_TTL_SECONDS"]))
+        if env.get("MODULA_SECURE_COOKIES"):  # behind a TLS-terminating proxy, set it to true
+            settings = replace(settings, secure_cookies=env["MODULA_SECURE_COOKIES"].lower() in ("1", "true", "yes"))
+        for name in ("max_query_depth", "max_aliases", "max_tokens", "max_batch"):
+            if env.get(f"MODULA_{name.upper()}"):
+                settings = replace(settings, **{name: int(env[f"MODULA_{name.upper()}"])})
+        if env.get("MODULA_PRODUCTION", "").lower() in ("1", "true", "yes"):
+            settings = replace(settings, production=True)
+        if env.get("MODULA_CORS_ORIGINS"):  # comma-separated
+            origins = (origin.strip().rstrip("/") for origin in env["MODULA_CORS_ORIGINS"].split(","))
+            settings = replace(settings, cors_origins=tuple(origin for origin in origins if origin))
         return settings
 
     def with_(self, **changes) -> Settings:

@@ -116,10 +116,28 @@ async def get_content(session: Session, content_id: int) -> dict[str, Any] | Non
     return await session.fetch_one(sa.select(t.content_data).where(t.content_data.c.id == content_id))
 
 
+@dataclass(frozen=True)
+class Visibility:
+    """The nodes a restricted reader may see: published ones, and/or those `author_id` wrote."""
+
+    published: bool
+    author_id: int | None = None
+
+    def condition(self) -> sa.ColumnElement[bool]:
+        c = t.content_data.c
+        parts = [c.status == "published"] if self.published else []
+        if self.author_id is not None:
+            parts.append(c.author_id == self.author_id)
+        return sa.or_(*parts) if parts else sa.false()
+
+
 async def list_contents(
-    session: Session, *, route_id: int | None, datatype_id: int | None, limit: int, offset: int
+    session: Session, *, route_id: int | None, datatype_id: int | None, limit: int, offset: int,
+    visible: Visibility | None = None,
 ) -> list[dict[str, Any]]:
     statement = sa.select(t.content_data).order_by(t.content_data.c.id).limit(limit).offset(offset)
+    if visible is not None:
+        statement = statement.where(visible.condition())
     if route_id is not None:
         statement = statement.where(t.content_data.c.route_id == route_id)
     if datatype_id is not None:

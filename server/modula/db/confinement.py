@@ -16,6 +16,7 @@ lists. The database itself enforces this, never a parser of the plugin's SQL:
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import sqlite3
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from modula.db.core_tables import metadata as core_metadata
 from modula.db.core_tables import plugin_roles
 from modula.db.names import PLUGIN_NAME, TABLE_NAME, quote_ident
 
+log = logging.getLogger("modula.db")
 
 # Secrets no grant may ever include: credentials of users, sessions, tokens and plugin roles.
 NEVER_READABLE = frozenset({"plugin_roles", "sessions", "tokens", "schema_migrations"})
@@ -42,6 +44,16 @@ SQLITE_DENIED_FUNCTIONS = frozenset(
 # Table-valued functions (eponymous virtual tables) reading only their arguments.
 SQLITE_TABLE_FUNCTIONS = frozenset({"json_each", "json_tree"})
 
+# What sql/postgresql/0006_revoke_public_functions.sql takes from PUBLIC (keep the two in step):
+# provisioning checks that the plugin's role cannot execute them.
+PG_REVOKED_FUNCTIONS = (
+    "pg_notify(text, text)", "lo_create(oid)", "lo_creat(integer)", "lo_open(oid, integer)", "lo_close(integer)",
+    "loread(integer, integer)", "lowrite(integer, bytea)", "lo_lseek(integer, integer, integer)",
+    "lo_lseek64(integer, bigint, integer)", "lo_tell(integer)", "lo_tell64(integer)", "lo_truncate(integer, integer)",
+    "lo_truncate64(integer, bigint)", "lo_unlink(oid)", "lo_from_bytea(oid, bytea)", "lo_get(oid)",
+    "lo_get(oid, bigint, integer)", "lo_put(oid, bigint, bytea)",
+)
+
 # Advisory lock held while provisioning, so processes sharing the database never race on GRANT
 # ("tuple concurrently updated") or CREATE ROLE.
 _PG_PROVISION_LOCK = 74_211_002
@@ -54,6 +66,10 @@ class PluginGrant:
     plugin: str
     readable: frozenset[str] = frozenset()
     statement_timeout_ms: int = 5000
+    # The most one statement may hand back to the host (SQLite; an estimate of the host's cost,
+    # see plugin_sql) and the longest value it may build. The default is the default Lua memory
+    # cap of a plugin: a larger result could never reach the plugin's code anyway.
+    max_result_bytes: int = 64 * 1024 * 1024
     # The plugin's tables when the host knows them exactly; None means every `<plugin>_*` table.
     # Pass them when plugin names can nest (`shop` and `shop_x`), or `shop` would own `shop_x_*`.
     own_tables: frozenset[str] | None = None
@@ -74,6 +90,8 @@ class PluginGrant:
             object.__setattr__(self, "own_tables", own)
         if not isinstance(self.statement_timeout_ms, int) or self.statement_timeout_ms <= 0:
             raise ValueError("statement_timeout_ms must be a positive integer")
+        if not isinstance(self.max_result_bytes, int) or not 0 < self.max_result_bytes < 2**31:
+            raise ValueError("max_result_bytes must be a positive integer below 2 GiB")
 
     def owns(self, table: str) -> bool:
         table = table.lower()
@@ -263,7 +281,20 @@ async def provision_plugin_role(session: Session, grant: PluginGrant, own_tables
                 statements.append(f"GRANT SELECT ON {q_schema}.{quote_ident(table)} TO {q_role}")
         for statement in statements:
             await session.execute(sa.text(statement))
+        await _warn_about_public_functions(session, role)
     return role
+
+
+async def _warn_about_public_functions(session: Session, role: str) -> None:
+    # Only the functions' owner (a superuser) can revoke them from PUBLIC; a server migrating as
+    # another role leaves them executable, and the operator should know.
+    functions = ", ".join(f"('pg_catalog.{signature}')" for signature in PG_REVOKED_FUNCTIONS)
+    rows = await session.fetch_all(sa.text(
+        f"SELECT f FROM (VALUES {functions}) AS v(f) WHERE has_function_privilege(:r, f, 'EXECUTE')"
+    ).bindparams(r=role))
+    if rows:
+        log.warning("plugin role %s can still execute %s: run the migration 0006_revoke_public_functions as a "
+                    "superuser, or REVOKE EXECUTE on them FROM PUBLIC", role, ", ".join(row["f"] for row in rows))
 
 
 async def plugin_credentials(session: Session, plugin: str) -> tuple[str, str] | None:

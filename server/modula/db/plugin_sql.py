@@ -13,6 +13,11 @@ statement on PostgreSQL; SQLite's statement journal), with one SQLite exception:
 stopped by the time budget makes SQLite roll back the whole transaction, which `PluginSQL`
 reports and then refuses further statements until `rollback()`.
 
+A statement also stops when the plugin call awaiting it is cancelled (its time budget ran out):
+PostgreSQL through the driver's cancel request, SQLite through the progress handler. SQLite
+results are bounded by `grant.max_result_bytes` while they are fetched, and no single value may
+grow past it (SQLITE_LIMIT_LENGTH), so a statement cannot fill the host's memory.
+
 The aiosqlite worker-thread call uses aiosqlite's `_execute(fn, ...)` and `_conn`: its public
 `set_authorizer` / `execute` are separate queued calls, between which another coroutine's host
 statement could run under the plugin's authorizer.
@@ -20,8 +25,11 @@ statement could run under the plugin's authorizer.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
+import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,11 +44,22 @@ Params = Sequence[Any] | Mapping[str, Any] | None
 
 # SQLite calls the progress handler every this many virtual-machine instructions.
 _PROGRESS_INTERVAL = 1000
+# Rows fetched at a time from SQLite, and what each value costs in the result budget besides its
+# bytes: about what the host then spends on it (a Python object, later a Lua value).
+_FETCH_BATCH = 256
+_VALUE_COST = 64
 # Warmed before the authorizer is set: the first use of an eponymous virtual table on a
 # connection reads and writes sqlite_master internally, which the authorizer would refuse.
 _SQLITE_WARMUP = "SELECT 1 FROM json_each('[]'), json_tree('[]')"
 _PG_SAVEPOINT = "modula_plugin_statement"
 _PG_TRANSACTION_WORDS = frozenset({"begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release", "prepare"})
+# Statements PostgreSQL lets every role run and a plugin has no use for: NOTIFY reaches
+# listeners outside Modula (pg_notify is revoked from PUBLIC by a migration), DO runs PL/pgSQL
+# that could issue any of these, and ALTER, the only form the plugin's role could use being
+# ALTER ROLE on itself, would change its own password or session defaults.
+_PG_DENIED_WORDS = frozenset({"notify", "listen", "unlisten", "do", "alter"})
+# Connections one plugin may hold at once (its calls beyond that wait, within their time budget).
+PLUGIN_POOL_SIZE = 4
 
 
 # --- placeholders ---------------------------------------------------------------------------
@@ -59,7 +78,7 @@ class ScannedSQL:
     first_word: str
 
 
-_LEADING_WORD = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/|\()*([A-Za-z_]+)", re.S)
+_WORD = re.compile(r"[A-Za-z_]+")
 _COMMON_TOKENS = r"""
     (?P<line>--[^\n]*)
   | (?P<block>/\*)
@@ -106,8 +125,24 @@ def scan_sql(sql: str, dialect: str) -> ScannedSQL:
             raise PluginSQLError("numbered ? placeholders are not supported: use ? or :name")
         elif kind == "param":
             raise PluginSQLError("use ? or :name placeholders in plugin SQL, not $ or @ parameters")
-    leading = _LEADING_WORD.match(sql)
-    return ScannedSQL(tuple(found), leading.group(1).lower() if leading else "")
+    return ScannedSQL(tuple(found), _leading_word(sql, nested=dialect == "postgresql"))
+
+
+def _leading_word(sql: str, *, nested: bool) -> str:
+    """The statement's first word, past whitespace, `(` and comments (PostgreSQL nests them)."""
+    i = 0
+    while i < len(sql):
+        if sql[i].isspace() or sql[i] == "(":
+            i += 1
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = len(sql) if end < 0 else end + 1
+        elif sql.startswith("/*", i):
+            i = _skip_block_comment(sql, i, nested=nested)
+        else:
+            break
+    word = _WORD.match(sql, i)
+    return word.group().lower() if word else ""
 
 
 def bind(sql: str, params: Params, dialect: str) -> tuple[str, Sequence[Any] | Mapping[str, Any], ScannedSQL]:
@@ -251,8 +286,15 @@ class PluginSQL:
         if self._policy is None:
             keys = await raw._execute(confinement.sqlite_referenced_keys, raw._conn, self.grant)
             self._policy = SQLitePolicy(self.grant, keys)
+        stop = threading.Event()
         try:
-            return await raw._execute(_run_confined_sqlite, raw._conn, self._policy, sql, args, self.grant.statement_timeout_ms)
+            return await raw._execute(_run_confined_sqlite, raw._conn, self._policy, sql, args, self.grant, stop)
+        except asyncio.CancelledError:
+            # Cancelling the await does not stop aiosqlite's worker thread; the progress
+            # handler sees `stop` and interrupts the statement, so the host's next statement on
+            # this connection (the rollback, the session's close) does not wait for it.
+            stop.set()
+            raise
         except Exception as exc:
             lost = expected_transaction and not raw._conn.in_transaction
             self._lost = self._lost or lost
@@ -275,6 +317,8 @@ class PluginSQL:
     async def _run_postgres(self, sql: str, args, scanned: ScannedSQL, *, exec_: bool):
         if scanned.first_word in _PG_TRANSACTION_WORDS:
             raise PluginSQLDenied("not authorized: transaction statements are not allowed in plugin SQL: use the transaction API")
+        if scanned.first_word in _PG_DENIED_WORDS:
+            raise PluginSQLDenied(f"not authorized: {scanned.first_word.upper()} is not allowed in plugin SQL")
         connection = self.session.driver_connection
         in_transaction = self.session.in_transaction
         # The role's own statement_timeout can be changed by the plugin with SET, so the budget
@@ -327,25 +371,41 @@ class PluginSQL:
         return value
 
 
-def _run_confined_sqlite(connection, policy: SQLitePolicy, sql: str, args, timeout_ms: int):
-    """Runs on aiosqlite's worker thread: authorizer and time budget set, statement run and
-    fetched, both removed, with nothing else able to use the connection in between."""
+def _run_confined_sqlite(connection, policy: SQLitePolicy, sql: str, args, grant: PluginGrant, stop: threading.Event):
+    """Runs on aiosqlite's worker thread: authorizer, time budget and value length limit set,
+    statement run and fetched within the result budget, all removed, with nothing else able to
+    use the connection in between."""
     if policy.refresh_schema(connection):
         connection.execute(_SQLITE_WARMUP).fetchall()
     policy.reset()
-    deadline = time.monotonic() + timeout_ms / 1000
+    deadline = time.monotonic() + grant.statement_timeout_ms / 1000
     connection.set_authorizer(policy)
-    connection.set_progress_handler(lambda: time.monotonic() > deadline, _PROGRESS_INTERVAL)
+    connection.set_progress_handler(lambda: stop.is_set() or time.monotonic() > deadline, _PROGRESS_INTERVAL)
+    max_length = connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, grant.max_result_bytes)
     try:
         cursor = connection.execute(sql, args)
-        rows = cursor.fetchall()
+        rows = _fetch_within(cursor, grant.max_result_bytes)
         columns = [d[0] for d in cursor.description or ()]
         affected = max(cursor.rowcount, 0)
         last_id = cursor.lastrowid if policy.inserts and affected else None
     finally:
+        connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, max_length)
         connection.set_progress_handler(None, 0)
         connection.set_authorizer(None)
     return [dict(zip(columns, row)) for row in rows], affected, last_id
+
+
+def _fetch_within(cursor: sqlite3.Cursor, limit: int) -> list[tuple]:
+    """All rows, unless they would take more than `limit` bytes (estimated) in the host."""
+    rows: list[tuple] = []
+    left = limit
+    while batch := cursor.fetchmany(_FETCH_BATCH):
+        left -= sum(_VALUE_COST + (len(v) if isinstance(v, (str, bytes)) else 0) for row in batch for v in row)
+        if left < 0:
+            cursor.close()
+            raise PluginSQLError(f"the result is larger than the {limit} bytes a plugin statement may return: select fewer rows or columns")
+        rows += batch
+    return rows
 
 
 def _postgres_error(exc: Exception, grant: PluginGrant) -> PluginSQLError:
@@ -377,13 +437,15 @@ async def _closing(db: PluginSQL) -> AsyncIterator[PluginSQL]:
 
 
 @contextlib.asynccontextmanager
-async def plugin_sql(database: Database, grant: PluginGrant, *, session: Session | None = None) -> AsyncIterator[PluginSQL]:
+async def plugin_sql(database: Database, grant: PluginGrant, *, session: Session | None = None,
+                     pool_size: int = PLUGIN_POOL_SIZE) -> AsyncIterator[PluginSQL]:
     """A `PluginSQL` for one plugin call.
 
     SQLite: on `session` when given (plugin statements then share the caller's transaction), else
     on a new session. PostgreSQL: on a connection from the plugin's own pool (logged in as its
-    role, provisioned beforehand by `provision_plugin_role`); a host `session` cannot be shared
-    because the host's connection carries the host's privileges.
+    role, provisioned beforehand by `provision_plugin_role`; `pool_size` connections at most,
+    fixed when the pool opens on first use); a host `session` cannot be shared because the
+    host's connection carries the host's privileges.
     """
     if database.is_sqlite:
         if session is not None:
@@ -399,13 +461,21 @@ async def plugin_sql(database: Database, grant: PluginGrant, *, session: Session
         return
     if session is not None:
         raise ValueError("on PostgreSQL plugin SQL runs on the plugin's own connection, not a host session")
+    async with plugin_session(database, grant.plugin, pool_size=pool_size) as own, _closing(PluginSQL(own, grant)) as db:
+        yield db
+
+
+@contextlib.asynccontextmanager
+async def plugin_session(database: Database, plugin: str, *, pool_size: int = PLUGIN_POOL_SIZE) -> AsyncIterator[Session]:
+    """PostgreSQL: a session logged in as the plugin's own role, from its pool of at most
+    `pool_size` connections (the size is fixed when the pool opens, on first use)."""
 
     async def credentials() -> tuple[str, str]:
         async with database.session() as host:
-            found = await confinement.plugin_credentials(host, grant.plugin)
+            found = await confinement.plugin_credentials(host, plugin)
         if found is None:
-            raise PluginSQLError(f"plugin {grant.plugin} has no database role yet")
+            raise PluginSQLError(f"plugin {plugin} has no database role yet")
         return found
 
-    async with database.login_session(f"plugin:{grant.plugin}", credentials) as own, _closing(PluginSQL(own, grant)) as db:
-        yield db
+    async with database.login_session(f"plugin:{plugin}", credentials, max_size=pool_size) as session:
+        yield session

@@ -1,8 +1,9 @@
 """The trusted Lua code each plugin runtime runs first: it builds the sandbox and the host API.
 
 It keeps private references to ``debug`` and the raw libraries, installs the instruction and
-wall-clock hook on every coroutine, guards the C functions hooks cannot interrupt, and returns
-the few trusted functions the Python side drives (``start_chunk``, ``start``, ``step``...).
+wall-clock hook on every coroutine, guards the C functions hooks cannot interrupt, holds the
+memory cap only while plugin code runs, and returns the few trusted functions the Python side
+drives (``start_chunk``, ``start``, ``step``...).
 """
 
 PRELUDE = r"""
@@ -18,8 +19,28 @@ local s_find, s_match, s_gmatch, s_gsub = string.find, string.match, string.gmat
 local s_rep, s_sub, s_byte = string.rep, string.sub, string.byte
 local t_insert, t_remove, t_move = table.insert, table.remove, table.move
 local math_type, math_huge = math.type, math.huge
-local clock, py_log, py_declare = py.clock, py.log, py.declare
-local py_json_encode, py_json_decode = py.json_encode, py.json_decode
+local clock, py_cap, py_uncap = py.clock, py.cap_memory, py.uncap_memory
+
+-- Lupa pushes a Python function's results outside Lua's protected mode, where an allocation
+-- refused by the memory cap aborts or deadlocks the process: Python callbacks run uncapped.
+-- The cap comes back in this frame, whatever happened inside the pcall (clock, called by the
+-- hook, allocates nothing and needs no wrapper).
+local function call_uncapped(fn, ...)
+  py_uncap()
+  return fn(...)
+end
+
+local function uncapped(fn)
+  return function(...)
+    local ok, a, b = pcall(call_uncapped, fn, ...)
+    py_cap()
+    if not ok then error(type(a) == "string" and a or "host function failed", 0) end
+    return a, b
+  end
+end
+
+local py_log, py_declare = uncapped(py.log), uncapped(py.declare)
+local py_json_encode, py_json_decode = uncapped(py.json_encode), uncapped(py.json_decode)
 
 local COUNT = 10000
 local MAX_STRING = config.max_string_op_input
@@ -509,6 +530,7 @@ local function error_text(err)
 end
 
 local function finish(co, ok, ...)
+  py_uncap()
   current = nil
   if not ok then return "error", error_text((...)) end
   if co_status(co) == "dead" then return "done", (...) end
@@ -543,6 +565,7 @@ end
 function trusted.step(state, id, ...)
   local co = running_calls[id]
   current = state
+  py_cap()
   return finish(co, co_resume(co, ...))
 end
 

@@ -50,6 +50,13 @@ class PluginRuntime:
     synchronous ``step``s between awaits, so coroutines interleave only at host requests.
     Plugin globals are shared by all calls of the plugin. A step runs on the event loop
     thread, so a runaway handler blocks the loop for at most ``limits.seconds``.
+
+    The memory cap holds only while plugin code runs. Lupa builds Lua values for Python (call
+    arguments, ``table_from``, a Python function's results) outside Lua's protected mode, where
+    an allocation refused by the cap aborts the process (a Lua panic) or deadlocks it. So the
+    cap is lifted whenever Python works on the state, the prelude sets it around each resume of
+    plugin code and lifts it around each Python callback, and Python checks it after building a
+    value (``LuaValues``) and when a step ends.
     """
 
     def __init__(self, plugin_name: str, *, limits: Limits = Limits(),
@@ -63,6 +70,8 @@ class PluginRuntime:
             encoding=None, register_eval=False, register_builtins=False,
             unpack_returned_tuples=True, attribute_filter=_deny_attributes,
             max_memory=limits.memory_bytes)
+        self._memory_cap = self._lua.get_max_memory(total=True)
+        self._lift_memory_cap()
         lua_globals = self._lua.globals()
         self._lua.execute(b"package.loaded.python = nil; python = nil")
         del lua_globals
@@ -74,10 +83,13 @@ class PluginRuntime:
         py = self._lua.table_from({
             b"clock": time.monotonic, b"log": self._log, b"declare": self._declare,
             b"json_encode": self._json_encode, b"json_decode": self._json_decode,
+            b"cap_memory": self._hold_memory_cap, b"uncap_memory": self._lift_memory_cap,
         })
         prelude = self._lua.execute(b"return load(..., '=sandbox', 't')", PRELUDE.encode())
         self._trusted = prelude(config, py)
-        self._values = LuaValues(self._lua, self._trusted.is_null, self._trusted.null)
+        self._values = LuaValues(self._lua, self._trusted.is_null, self._trusted.null,
+                                 over_cap=self._over_memory_cap,
+                                 max_plain_bytes=limits.memory_bytes)
         self._collector: DeclarationCollector | None = None
         self._active: _Call | None = None
         self._loaded = False
@@ -145,14 +157,26 @@ class PluginRuntime:
     def memory_used(self) -> int:
         return self._lua.get_memory_used()
 
+    def _hold_memory_cap(self) -> None:
+        self._lua.set_max_memory(self._memory_cap, total=True)
+
+    def _lift_memory_cap(self) -> None:
+        self._lua.set_max_memory(0)
+
+    def _over_memory_cap(self) -> bool:
+        return self._lua.get_memory_used(total=True) > self._memory_cap
+
     def _check_open(self) -> None:
         if self._closed:
             raise LuaPluginError(self.plugin_name, "runtime is closed")
 
     def _new_call(self, *, loading: bool, host: Host | None = None) -> _Call:
         deadline = time.monotonic() + self.limits.seconds
+        # `dead` and `reason` exist from the start: the hook that sets them must not allocate,
+        # since it may run with the plugin's memory already at its cap.
         state = self._lua.table_from({b"budget": self.limits.instructions, b"used": 0,
-                                      b"deadline": deadline, b"loading": loading})
+                                      b"deadline": deadline, b"loading": loading,
+                                      b"dead": False, b"reason": False})
         return _Call(state=state, deadline=deadline, host=host)
 
     def _handler_args(self, call: _Call, handler: HandlerRef, args: Any, ctx: dict) -> tuple:
@@ -178,6 +202,7 @@ class PluginRuntime:
             raise LuaPluginError(self.plugin_name, _text(str(error))) from None
         finally:
             self._active = None
+            self._lift_memory_cap()  # the prelude lifts it too, unless the step itself failed
         return _many(outcome)
 
     async def _serve(self, call: _Call, op: str, args: tuple) -> tuple:
@@ -260,9 +285,12 @@ class PluginRuntime:
     def _json_encode(self, value: Any) -> tuple[bool, bytes]:
         try:
             plain = self._values.from_lua(value)
-            return True, json.dumps(plain, ensure_ascii=False, allow_nan=False).encode()
+            text = json.dumps(plain, ensure_ascii=False, allow_nan=False).encode()
         except (ConversionError, ValueError, TypeError) as error:
             return False, f"json.encode: {error}".encode()
+        if len(text) > self.limits.memory_bytes:
+            return False, MEMORY_MESSAGE.encode()
+        return True, text
 
     def _json_decode(self, text: Any) -> tuple[bool, Any]:
         if not isinstance(text, bytes):

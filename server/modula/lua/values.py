@@ -12,16 +12,25 @@ str when valid UTF-8, else bytes; a table whose keys are exactly 1..n is a list,
 only string keys is a dict, the empty table is ``{}`` (an empty dict: the caller knows the
 declared type and may read it as an empty list); mixed or other keys, functions, coroutines
 and userdata are refused. Tables are read raw, so plugin metamethods never run here.
+
+Python to Lua runs with the plugin's memory cap lifted (see ``PluginRuntime``), so ``to_lua``
+checks the cap itself after every table it builds and stops with ``LuaMemoryError`` once the
+state is over it. Lua to Python has a byte budget (the plugin's memory cap by default): a Lua
+table may name one string many times, and each mention becomes its own Python copy.
 """
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from collections.abc import Callable
 from typing import Any
 
 from lupa import lua54
 
 MAX_DEPTH = 100
+# What one value or table entry costs in a conversion's byte budget besides its string bytes:
+# about what Python spends on an object, so the budget bounds the host's memory and time.
+ITEM_COST = 64
 _INT64 = (lua54.LUA_MININTEGER, lua54.LUA_MAXINTEGER)
 
 
@@ -32,10 +41,14 @@ class ConversionError(Exception):
 class LuaValues:
     """Converts values for one Lua runtime; ``null`` is that runtime's ``json.null`` sentinel."""
 
-    def __init__(self, lua: lua54.LuaRuntime, is_null: Any, null: Any) -> None:
+    def __init__(self, lua: lua54.LuaRuntime, is_null: Any, null: Any, *,
+                 over_cap: Callable[[], bool] = lambda: False,
+                 max_plain_bytes: int = 64 * 1024 * 1024) -> None:
         self._lua = lua
         self._is_null = is_null
         self.null = null
+        self._over_cap = over_cap
+        self._max_plain_bytes = max_plain_bytes
 
     def to_lua(self, value: Any, depth: int = 0, keep_null: bool = False) -> Any:
         """Convert for Lua; with ``keep_null`` every None becomes ``json.null`` (json.decode)."""
@@ -65,35 +78,52 @@ class LuaValues:
         if isinstance(value, (dt.date, dt.time)):
             return value.isoformat().encode()
         if isinstance(value, dict):
-            return self._lua.table_from({
+            return self._checked(self._lua.table_from({
                 str(key).encode("utf-8"): self.to_lua(item, depth + 1, keep_null)
                 for key, item in value.items() if item is not None or keep_null
-            })
+            }))
         if isinstance(value, (list, tuple)):
-            return self._lua.table_from([
+            return self._checked(self._lua.table_from([
                 self.null if item is None else self.to_lua(item, depth + 1, keep_null)
                 for item in value
-            ])
+            ]))
         raise ConversionError(f"cannot pass a Python {type(value).__name__} to Lua")
 
-    def from_lua(self, value: Any, depth: int = 0) -> Any:
+    def _checked(self, table: Any) -> Any:
+        if self._over_cap():
+            del table  # the traceback must not keep it (and its memory) alive
+            raise lua54.LuaMemoryError("not enough memory")
+        return table
+
+    def from_lua(self, value: Any) -> Any:
+        """Convert for the host; refuses a value whose plain form exceeds the byte budget."""
+        return self._plain(value, 0, _Budget(self._max_plain_bytes))
+
+    def _plain(self, value: Any, depth: int, budget: _Budget) -> Any:
         if value is None or isinstance(value, (bool, int, float)):
+            budget.spend(ITEM_COST)
             return value
         if isinstance(value, bytes):
+            budget.spend(ITEM_COST + len(value))
             return lua_string(value)
         kind = lua54.lua_type(value)
         if kind != "table":
             raise ConversionError(f"cannot pass a Lua {kind or type(value).__name__} to the host")
         if depth >= MAX_DEPTH:
             raise ConversionError(f"table nested deeper than {MAX_DEPTH} levels (is it cyclic?)")
-        items = list(value.items())
+        # Items are converted as they are read, so the budget stops a table that names one big
+        # string (or one big table) many times before its copies fill the host's memory.
+        items = []
+        for key, item in value.items():
+            budget.spend(ITEM_COST + (len(key) if isinstance(key, bytes) else 0))
+            items.append((key, self._plain(item, depth + 1, budget)))
         if not items:
             return None if self._is_null(value) else {}
         if all(type(key) is int for key, _ in items):
             items.sort(key=lambda pair: pair[0])
             if items[0][0] != 1 or items[-1][0] != len(items):
                 raise ConversionError("array table has holes or indices outside 1..n")
-            return [self.from_lua(item, depth + 1) for _, item in items]
+            return [item for _, item in items]
         result = {}
         for key, item in items:
             if not isinstance(key, bytes):
@@ -104,8 +134,22 @@ class LuaValues:
             name = lua_string(key)
             if isinstance(name, bytes):
                 raise ConversionError("table keys must be valid UTF-8 strings")
-            result[name] = self.from_lua(item, depth + 1)
+            result[name] = item
         return result
+
+
+class _Budget:
+    """What one ``from_lua`` conversion may still produce, in (estimated) bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+
+    def spend(self, cost: int) -> None:
+        self.left -= cost
+        if self.left < 0:
+            raise ConversionError(f"value larger than {self.limit} bytes once converted "
+                                  "(does a table name the same string or table many times?)")
 
 
 def lua_string(raw: bytes) -> str | bytes:

@@ -32,7 +32,7 @@ from modula.plugins.manifest import Manifest, read_manifest
 
 log = logging.getLogger("modula.plugins")
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: each load is its own runtime
 class LoadedPlugin:
     manifest: Manifest
     runtime: PluginRuntime
@@ -140,6 +140,12 @@ class PluginHost:
     def take_retired(self) -> list[LoadedPlugin]:
         retired, self.retired = self.retired, []
         return retired
+
+    def restore(self, plugin: LoadedPlugin) -> None:
+        """Serve `plugin` (a version this host loaded before) again instead of the current one."""
+        self._retire(plugin.name)
+        self.retired = [p for p in self.retired if p is not plugin]
+        self.loaded[plugin.name] = plugin
 
     async def remove(self, name: str) -> None:
         """Forget the plugin in the registry. Its tables are kept: they hold user data."""

@@ -13,13 +13,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.extensions import ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
+from modula.config import Settings
 from modula.plugins.errors import PluginError
 from modula.schema.core_schema import Mutation, Query
 from modula.schema.dynamic import TypeFactory, resolve_default
 from modula.schema.errors import ModulaSchema, mask_internal_errors
+from modula.schema.limits import Limits, RequestLimits
 from modula.schema.plugin_schema import PluginPart, plugin_part
 
 log = logging.getLogger("modula.schema")
@@ -32,21 +34,23 @@ class Build:
     failures: dict[str, str] = field(default_factory=dict)
 
 
-def _schema(query: type, mutation: type) -> ModulaSchema:
+def _schema(query: type, mutation: type, settings: Settings | None = None) -> ModulaSchema:
+    limits = Limits.from_settings(settings or Settings())
     return ModulaSchema(
         query=query,
         mutation=mutation,
         config=StrawberryConfig(default_resolver=resolve_default),
-        # Factories: a fresh extension per request (they hold the request's state) over Strawberry's
-        # module-level LRU caches; validation results are keyed by the schema object, so they are
-        # cached per schema generation (a probe measured 3-5x throughput from the two caches).
-        extensions=[lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256), mask_internal_errors],
+        # Factories: a fresh extension per request (they hold the request's state) over module-level
+        # LRU caches: RequestLimits parses through one (as Strawberry's ParserCache would), and
+        # validation results are keyed by the schema object, so they are cached per schema
+        # generation (a probe measured 3-5x throughput from the two caches).
+        extensions=[lambda: RequestLimits(limits), lambda: ValidationCache(maxsize=256), mask_internal_errors],
     )
 
 
-def build_schema() -> ModulaSchema:
+def build_schema(settings: Settings | None = None) -> ModulaSchema:
     """The core schema alone."""
-    return _schema(Query, Mutation)
+    return _schema(Query, Mutation, settings)
 
 
 @functools.cache
@@ -57,25 +61,28 @@ def core_names() -> frozenset[str]:
     return frozenset(graphql.type_map) | frozenset(roots)
 
 
-def build(plugins: Sequence[Any] = (), host: Any = None) -> Build:
-    """Core + `plugins` (LoadedPlugin objects of `host`)."""
+def build(plugins: Sequence[Any] = (), host: Any = None, settings: Settings | None = None) -> Build:
+    """Core + `plugins` (LoadedPlugin objects of `host`), in the order given: when two plugins
+    generate the same name, the one given first keeps it."""
     factory = TypeFactory()
     parts: list[PluginPart] = []
     failures: dict[str, str] = {}
-    taken = set(core_names())
-    for plugin in sorted(plugins, key=lambda p: p.name):
+    owners = dict.fromkeys(core_names(), "the core schema")
+    for plugin in plugins:
         try:
             part = plugin_part(factory, host, plugin)
-            clash = sorted((part.type_names | _root_names(part)) & taken)
+            names = part.type_names | _root_names(part)
+            clash = sorted(names & owners.keys())
             if clash:
-                raise PluginError(plugin.name, f"generates names already in use: {', '.join(clash[:5])}", code="PLUGIN_LOAD_FAILED")
+                taken = ", ".join(f"{name} (from {owners[name]})" for name in clash[:5])
+                raise PluginError(plugin.name, f"generates names already in use: {taken}", code="PLUGIN_LOAD_FAILED")
         except PluginError as exc:
             failures[plugin.name] = exc.message
             log.error("%s", exc.message)
             continue
-        taken |= part.type_names | _root_names(part)
+        owners.update(dict.fromkeys(names, f"plugin {plugin.name}"))
         parts.append(part)
-    schema, refused = _compose(factory, parts)
+    schema, refused = _compose(factory, parts, settings)
     failures.update(refused)
     return Build(schema, [p.name for p in parts if p.name not in refused], failures)
 
@@ -84,11 +91,11 @@ def _root_names(part: PluginPart) -> set[str]:
     return {value.graphql_name for _, value in (*part.query.values(), *part.mutation.values())}
 
 
-def _compose(factory: TypeFactory, parts: list[PluginPart]) -> tuple[ModulaSchema, dict[str, str]]:
+def _compose(factory: TypeFactory, parts: list[PluginPart], settings: Settings | None) -> tuple[ModulaSchema, dict[str, str]]:
     """The schema with every part; when Strawberry refuses it, parts are added one by one and
     those it refuses are left out."""
     try:
-        return _roots(factory, parts), {}
+        return _roots(factory, parts, settings), {}
     except Exception:  # noqa: BLE001 - find the plugin to blame below
         log.warning("schema build failed with all plugins; adding them one by one")
     accepted: list[PluginPart] = []
@@ -100,13 +107,14 @@ def _compose(factory: TypeFactory, parts: list[PluginPart]) -> tuple[ModulaSchem
         except Exception as exc:  # noqa: BLE001 - Strawberry's errors vary; report the text
             refused[part.name] = f"plugin {part.name}: its schema was refused: {exc}"
             log.error("%s", refused[part.name])
-    return _roots(factory, accepted), refused
+    return _roots(factory, accepted, settings), refused
 
 
-def _roots(factory: TypeFactory, parts: list[PluginPart]) -> ModulaSchema:
+def _roots(factory: TypeFactory, parts: list[PluginPart], settings: Settings | None = None) -> ModulaSchema:
     query = {k: v for part in parts for k, v in part.query.items()}
     mutation = {k: v for part in parts for k, v in part.mutation.items()}
-    return _schema(factory.object_type("Query", query, bases=(Query,)), factory.object_type("Mutation", mutation, bases=(Mutation,)))
+    return _schema(factory.object_type("Query", query, bases=(Query,)), factory.object_type("Mutation", mutation, bases=(Mutation,)),
+                   settings)
 
 
 def export_sdl(schema: ModulaSchema) -> str:

@@ -1,10 +1,13 @@
-"""What every resolver of one request can reach: the held database session, loaders, settings."""
+"""What every resolver of one request can reach: the held database session, loaders, settings,
+the viewer, and the cookies to set on the response."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from modula.auth.sessions import Cookie
+from modula.auth.viewer import Viewer
 from modula.config import Settings
 from modula.db.connection import Session
 from modula.schema.loaders import Loaders
@@ -16,6 +19,9 @@ class RequestContext:
     settings: Settings
     request: Any = None
     schemas: Any = None  # the SchemaService, for plugin management
+    viewer: Viewer = field(default_factory=Viewer.anonymous)  # resolved per request; the default may do nothing
+    response_cookies: list[Cookie] = field(default_factory=list)  # set on the HTTP response (login, logout)
+    request_id: str | None = None  # in the X-Request-ID header, masked errors and their log lines
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -7,7 +7,9 @@ from strawberry.scalars import JSON
 
 from modula.cms import content, content_tree, datatypes, routes, sites
 from modula.cms.datatypes import NewField
+from modula.schema.guards import content_visibility, require, require_content
 from modula.schema.paging import page
+from modula.schema.auth_schema import AuthMutation, AuthQuery
 from modula.schema.plugin_admin import PluginMutation
 from modula.schema.core_types import (
     Content,
@@ -68,34 +70,46 @@ async def _content_event(info: CoreInfo, event: str, row: dict) -> None:
         await info.context.schemas.host.core_event(event, "content", dict(row), {"operation": info.field_name})
 
 
+async def _require_node(info: CoreInfo, node_id: int, action: str) -> None:
+    require(info, action, "content")
+    row = await info.context.loaders.content.load(node_id)
+    if row is not None:  # a missing node is the service's NOT_FOUND
+        require_content(info, row, action)
+
+
 @strawberry.type
-class Query:
+class Query(AuthQuery):
     @strawberry.field
     async def sites(self, info: CoreInfo) -> list[Site]:
+        require(info, "read", "site")
         return [Site.from_row(row) for row in await sites.list_sites(info.context.session)]
 
     @strawberry.field
     async def routes(self, info: CoreInfo, site_id: int | None = None) -> list[Route]:
+        require(info, "read", "route")
         return [Route.from_row(row) for row in await routes.list_routes(info.context.session, site_id=site_id)]
 
     @strawberry.field
     async def route(self, info: CoreInfo, slug: str, site_id: int | None = None) -> Route | None:
+        require(info, "read", "route")
         row = await routes.find_route(info.context.session, slug=slug, site_id=site_id)
         return Route.from_row(row) if row else None
 
     @strawberry.field
     async def datatypes(self, info: CoreInfo) -> list[Datatype]:
+        require(info, "read", "datatype")
         return [Datatype.from_row(row) for row in await datatypes.list_datatypes(info.context.session)]
 
     @strawberry.field
     async def datatype(self, info: CoreInfo, id: int) -> Datatype | None:
+        require(info, "read", "datatype")
         row = await info.context.loaders.datatype.load(id)
         return Datatype.from_row(row) if row else None
 
     @strawberry.field
     async def content(self, info: CoreInfo, id: int) -> Content | None:
-        row = await info.context.loaders.content.load(id)
-        return Content.from_row(row) if row else None
+        require(info, "read", "content")
+        return Content.visible(info, await info.context.loaders.content.load(id))
 
     @strawberry.field(description="Content nodes by id order, optionally of one route and/or datatype.")
     async def contents(
@@ -108,24 +122,28 @@ class Query:
     ) -> list[Content]:
         size, start = page(info.context.settings, limit, offset)
         rows = await content.list_contents(
-            info.context.session, route_id=route_id, datatype_id=datatype_id, limit=size, offset=start
+            info.context.session, route_id=route_id, datatype_id=datatype_id, limit=size, offset=start,
+            visible=content_visibility(info),
         )
         return [Content.from_row(row) for row in rows]
 
 
 @strawberry.type
-class Mutation(PluginMutation):
+class Mutation(PluginMutation, AuthMutation):
     @strawberry.mutation
     async def create_site(self, info: CoreInfo, input: CreateSiteInput) -> Site:
+        require(info, "create", "site")
         return Site.from_row(await sites.create_site(info.context.session, name=input.name, hostname=input.hostname))
 
     @strawberry.mutation
     async def create_route(self, info: CoreInfo, input: CreateRouteInput) -> Route:
+        require(info, "create", "route")
         row = await routes.create_route(info.context.session, slug=input.slug, title=input.title, site_id=input.site_id)
         return Route.from_row(row)
 
     @strawberry.mutation(description="Create a datatype with its fields, in one transaction.")
     async def create_datatype(self, info: CoreInfo, input: CreateDatatypeInput) -> Datatype:
+        require(info, "create", "datatype")
         new_fields = [NewField(label=f.label, type=f.type, required=f.required, data=f.data) for f in input.fields]
         row = await datatypes.create_datatype(info.context.session, label=input.label, type=input.type, new_fields=new_fields)
         return Datatype.from_row(row)
@@ -138,7 +156,9 @@ class Mutation(PluginMutation):
             parent_id=input.parent_id,
             fields=[content.FieldValue(field_id=f.field_id, value=f.value) for f in input.fields],
             status=input.status,
+            author_id=info.context.viewer.user_id,
         )
+        require(info, "create", "content")
         row = await content.create_content(info.context.session, new)
         await _content_event(info, "after_insert", row)
         return Content.from_row(row)
@@ -147,6 +167,7 @@ class Mutation(PluginMutation):
     async def update_content(
         self, info: CoreInfo, id: int, fields: list[FieldValueInput], status: str | None = None
     ) -> Content:
+        await _require_node(info, id, "update")
         values = [content.FieldValue(field_id=f.field_id, value=f.value) for f in fields]
         row = await content.update_content(info.context.session, id, values, status=status)
         await _content_event(info, "after_update", row)
@@ -154,6 +175,7 @@ class Mutation(PluginMutation):
 
     @strawberry.mutation(description="Delete a content node and its whole subtree.")
     async def delete_content(self, info: CoreInfo, id: int) -> DeleteContentResult:
+        await _require_node(info, id, "delete")
         deleted = await content.delete_content(info.context.session, id)
         await _content_event(info, "after_delete", {"id": id, "deleted_ids": deleted})
         return DeleteContentResult(deleted_ids=deleted)
@@ -162,4 +184,5 @@ class Mutation(PluginMutation):
     async def move_content(
         self, info: CoreInfo, id: int, parent_id: int | None = None, position: int | None = None
     ) -> Content:
+        await _require_node(info, id, "update")
         return Content.from_row(await content_tree.move_content(info.context.session, id, parent_id, position))

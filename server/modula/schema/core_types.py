@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from modula.schema.context import RequestContext
+from modula.schema.guards import content_visible, require
 
 Row = dict[str, Any]
 CoreInfo = Info[RequestContext, None]
@@ -48,6 +49,7 @@ class Route:
     async def site(self, info: CoreInfo) -> Site | None:
         if self.site_id is None:
             return None
+        require(info, "read", "site")
         row = await info.context.loaders.site.load(self.site_id)
         return Site.from_row(row) if row else None
 
@@ -107,31 +109,39 @@ class Content:
     route_id: strawberry.Private[int]
     datatype_id: strawberry.Private[int]
     parent_id: strawberry.Private[int | None]
+    author_id: strawberry.Private[int | None]
 
     @classmethod
     def from_row(cls, row: Row) -> Content:
         return cls(id=row["id"], position=row["position"], status=row["status"],
-                   created_at=row["created_at"], updated_at=row["updated_at"],
-                   route_id=row["route_id"], datatype_id=row["datatype_id"], parent_id=row["parent_id"])
+                   created_at=row["created_at"], updated_at=row["updated_at"], route_id=row["route_id"],
+                   datatype_id=row["datatype_id"], parent_id=row["parent_id"], author_id=row.get("author_id"))
+
+    @classmethod
+    def visible(cls, info: CoreInfo, row: Row | None) -> Content | None:
+        """The node if the viewer may read it, else None (a node they may not see does not exist for them)."""
+        return cls.from_row(row) if row is not None and content_visible(info, row) else None
 
     @strawberry.field
     async def route(self, info: CoreInfo) -> Route:
+        require(info, "read", "route")
         return Route.from_row(await info.context.loaders.route.load(self.route_id))
 
     @strawberry.field
     async def datatype(self, info: CoreInfo) -> Datatype:
+        require(info, "read", "datatype")
         return Datatype.from_row(await info.context.loaders.datatype.load(self.datatype_id))
 
     @strawberry.field
     async def parent(self, info: CoreInfo) -> Content | None:
         if self.parent_id is None:
             return None
-        row = await info.context.loaders.content.load(self.parent_id)
-        return Content.from_row(row) if row else None
+        return Content.visible(info, await info.context.loaders.content.load(self.parent_id))
 
     @strawberry.field(description="Direct children in their order.")
     async def children(self, info: CoreInfo) -> list[Content]:
-        return [Content.from_row(row) for row in await info.context.loaders.children.load(self.id)]
+        rows = await info.context.loaders.children.load(self.id)
+        return [node for node in (Content.visible(info, row) for row in rows) if node is not None]
 
     @strawberry.field(description="Field values in the datatype's field order.")
     async def fields(self, info: CoreInfo) -> list[ContentField]:

@@ -169,7 +169,7 @@ class LuaApi:
 
             async def resolve(root, info, op=op, convert=convert, names=names, **kwargs):
                 args = {names[key]: plain_input(value) for key, value in kwargs.items() if value is not None}
-                return convert(await call(op.handler, args, {"operation": op.name}, info))
+                return convert(await call(op.handler, args, {"operation": op.name, "kind": kind}, info))
 
             fn = resolver(resolve, arguments, returns, name=op.name)
             make = strawberry.mutation if kind == "mutation" else strawberry.field

@@ -6,6 +6,7 @@ import strawberry
 
 from modula.errors import ModulaError
 from modula.schema.core_types import CoreInfo
+from modula.schema.guards import require_admin
 
 
 @strawberry.type
@@ -25,6 +26,7 @@ class SchemaSwap:
 
 
 def _service(info: CoreInfo):
+    require_admin(info, "manage plugins")
     service = info.context.schemas
     if service is None:
         raise ModulaError("UNAVAILABLE", "plugin management is not available in this server")

@@ -16,6 +16,7 @@ from modula.plugins.data import TableWriter
 from modula.plugins.errors import PluginError
 from modula.schema import table_types
 from modula.schema.dynamic import TypeFactory
+from modula.schema.guards import require
 from modula.schema.lua_fields import LuaApi
 from modula.schema.naming import column_field
 from modula.schema.table_fields import mutation_fields, query_fields, relation_fields
@@ -45,6 +46,9 @@ class PluginBinding:
         return {"plugin": self.plugin.name, "request": meta, **extra}
 
     async def call(self, handler, args: Any, extra: dict, info) -> Any:
+        """A Lua query, field or mutation: `read` (queries, fields) or `update` (mutations) on
+        the resource `plugin:<name>`."""
+        require(info, "update" if extra.get("kind") == "mutation" else "read", f"plugin:{self.plugin.name}")
         return await self.host.call_plugin(self.plugin, handler, args, self.lua_context(info, extra), session=info.context.session)
 
     @contextlib.asynccontextmanager

@@ -10,13 +10,13 @@ what changed, with graphql-core's breaking and dangerous changes against the pre
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from graphql import find_breaking_changes, find_dangerous_changes
 
+from modula.config import Settings
 from modula.db.connection import Database
 from modula.plugins import registry
 from modula.plugins.errors import PluginError
@@ -38,10 +38,11 @@ class SwapReport:
 
 
 class SchemaService:
-    def __init__(self, database: Database, host: PluginHost, plugins_dir: Path) -> None:
+    def __init__(self, database: Database, host: PluginHost, plugins_dir: Path, settings: Settings | None = None) -> None:
         self.database = database
         self.host = host
         self.plugins_dir = plugins_dir
+        self.settings = settings  # the request limits and production mode the schemas are built with
         self.live: LiveSchema | None = None
         self.last_report: SwapReport | None = None
         self._lock = asyncio.Lock()
@@ -62,22 +63,23 @@ class SchemaService:
     async def _rebuild(self) -> SwapReport:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        plugins = list(self.host.loaded.values())
-        result = await asyncio.to_thread(build, plugins, self.host)
-        generation = await self._generation()
-        retired = self.host.take_retired()
+        # Plugins already serving keep their names when a newcomer clashes with them.
+        serving = [] if self.live is None else [p.name for p in self.live.current.uses]
+        plugins = sorted(self.host.loaded.values(), key=lambda p: (p.name not in serving, serving.index(p.name) if p.name in serving else 0, p.name))
+        result = await asyncio.to_thread(build, plugins, self.host, self.settings)
+        used = frozenset(p for p in plugins if p.name in result.plugins)
+        generation = await self._served_generation()
+        retired = [(plugin, plugin.runtime.close) for plugin in self.host.take_retired()]
         report = SwapReport(generation, result.plugins, {**self.host.failures, **result.failures},
                             build_seconds=loop.time() - started)
         if self.live is None:
-            self.live = LiveSchema(result.schema, generation)
+            self.live = LiveSchema.serving(result.schema, generation, used)
         else:
             old = self.live.current.schema._schema
             new = result.schema._schema
             report.breaking_changes = [f"{c.type.name}: {c.description}" for c in find_breaking_changes(old, new)]
             report.dangerous_changes = [f"{c.type.name}: {c.description}" for c in find_dangerous_changes(old, new)]
-            generation = max(generation, self.live.current.generation + 1)
-            report.generation = generation
-            self.live.swap(result.schema, generation, when_old_drained=lambda: _close(retired))
+            self.live.swap(result.schema, generation, uses=used, retire=retired)
         self.last_report = report
         log.info("schema generation %d: plugins %s (%.0f ms)%s%s", generation, ", ".join(report.plugins) or "none",
                  report.build_seconds * 1000,
@@ -85,12 +87,32 @@ class SchemaService:
                  f"; breaking: {report.breaking_changes}" if report.breaking_changes else "")
         return report
 
+    async def _served_generation(self) -> int:
+        """The database's generation for the schema about to be served. A swap the database has
+        not counted yet (say, a reload of unchanged files) bumps it, so the number always grows
+        and names the same state in every process that follows it."""
+        async with self.database.session() as session:
+            generation = await registry.current_generation(session)
+            if self.live is not None and generation <= self.live.current.generation:
+                async with session.transaction():
+                    generation = await registry.bump_generation(session)
+        return generation
+
     # --- plugin management (admin mutations, --watch) ----------------------------------------
 
     async def load_plugin(self, name: str) -> SwapReport:
+        """Install (or upgrade) and serve the plugin. When the new version's schema does not fit,
+        the version serving before stays (its tables may have gained the new additive changes)."""
         async with self._lock:
+            previous = self.host.loaded.get(name)
             await self.host.install(self._folder(name))
-            return await self._rebuild()
+            report = await self._rebuild()
+            if name in report.failures and previous is not None:
+                failure = report.failures[name]
+                self.host.restore(previous)
+                report = await self._rebuild()
+                report.failures[name] = f"{failure} (the previous version keeps serving)"
+            return report
 
     async def reload_plugin(self, name: str) -> SwapReport:
         return await self.load_plugin(name)
@@ -114,8 +136,10 @@ class SchemaService:
             try:
                 if await self._generation() > self.live.current.generation:
                     async with self._lock:
-                        await self.host.load_all(self.plugins_dir)
-                        await self._rebuild()
+                        # Our own change may have moved the generation while we waited.
+                        if await self._generation() > self.live.current.generation:
+                            await self.host.load_all(self.plugins_dir)
+                            await self._rebuild()
             except Exception:  # noqa: BLE001 - keep following; the old schema keeps serving
                 log.exception("could not follow the schema generation")
 
@@ -133,7 +157,3 @@ class SchemaService:
                     log.error("%s", exc.message)
 
 
-def _close(retired) -> None:
-    for plugin in retired:
-        with contextlib.suppress(Exception):
-            plugin.runtime.close()

@@ -16,6 +16,7 @@ from modula.db.errors import DatabaseError
 from modula.errors import ModulaError
 from modula.plugins.data import ChildLink, NewRow, TableWriter
 from modula.schema.dynamic import python_name, resolver
+from modula.schema.guards import forbidden, narrowed, require, row_filter
 from modula.schema.filters import COMPARABLE, NUMERIC, UNSET, PageInfo, given, to_order, to_where
 from modula.schema.paging import cursor, page, position
 from modula.schema.table_types import ArrayRelation, ObjectRelation, TableApi, column_annotation
@@ -74,12 +75,16 @@ def object_relation_field(rel: ObjectRelation, target: TableApi) -> tuple[str, t
         value = root[rel.column]
         if value is None:
             return None
+        rule = row_filter(info, "read", spec.name)
 
         async def load(keys: list) -> list:
-            rows = await crud_for(spec).by_keys(info.context.session, rel.target_column, list(keys))
+            rows = await crud_for(spec).by_keys(info.context.session, rel.target_column, list(keys), where=rule)
             return [(rows.get(k) or [None])[0] for k in keys]
 
-        return await _loader(info, ("object", spec.name, rel.target_column), load).load(value)
+        row = await _loader(info, ("object", spec.name, rel.target_column), load).load(value)
+        if row is None and not rel.nullable:
+            raise forbidden("read", f"this {spec.name} row")
+        return row
 
     returns = target.object | None if rel.nullable else target.object
     fn = resolver(resolve, {}, returns, name=rel.field)
@@ -91,7 +96,7 @@ def array_relation_field(rel: ArrayRelation, child: TableApi) -> tuple[str, tupl
 
     async def resolve(root, info, where=UNSET, order_by=UNSET, limit=None, offset=None):
         with reported():
-            filters = to_where(where, child.attributes, ("where",))
+            filters = narrowed(to_where(where, child.attributes, ("where",)), row_filter(info, "read", spec.name))
             order = to_order(order_by, child.attributes, ("orderBy",))
         size, start = page(info.context.settings, limit, offset) if limit is not None or offset is not None else (None, 0)
 
@@ -125,6 +130,25 @@ def _pk_key(api: TableApi, kwargs: dict) -> dict:
     return {c: kwargs.pop(python_name(c)) for c in api.spec.primary_key}
 
 
+def _key_where(key: dict) -> dict:
+    return {column: {"eq": value} for column, value in key.items()}
+
+
+def _pk_where(api: TableApi, kwargs: dict) -> dict:
+    return _key_where(_pk_key(api, kwargs))
+
+
+def _require_create(info, table: str, rows: list[NewRow], on_conflict: Any) -> None:
+    """`create` on the table and on every table a nested insert reaches; an upsert that updates
+    also needs `update`."""
+    require(info, "create", table)
+    if given(on_conflict) and on_conflict.update_columns:
+        require(info, "update", table)
+    for row in rows:
+        for link, children in row.children:
+            _require_create(info, link.table, children, None)
+
+
 def query_fields(api: TableApi) -> Fields:
     spec, names = api.spec, api.names
     crud = crud_for(spec)
@@ -133,15 +157,17 @@ def query_fields(api: TableApi) -> Fields:
 
     async def rows(root, info, where=UNSET, order_by=UNSET, limit=None, offset=None):
         size, start = page(info.context.settings, limit, offset)
+        rule = row_filter(info, "read", spec.name)
         with reported():
-            return await crud.find(info.context.session, where=to_where(where, api.attributes, ("where",)),
+            return await crud.find(info.context.session, where=narrowed(to_where(where, api.attributes, ("where",)), rule),
                                    order_by=to_order(order_by, api.attributes, ("orderBy",)), limit=size, offset=start)
 
     async def connection(root, info, where=UNSET, order_by=UNSET, first=None, after=None):
         size, _ = page(info.context.settings, first, None, names=("first", "offset"))
         start = position(after)
+        rule = row_filter(info, "read", spec.name)
         with reported():
-            filters = to_where(where, api.attributes, ("where",))
+            filters = narrowed(to_where(where, api.attributes, ("where",)), rule)
             found = await crud.find(info.context.session, where=filters, order_by=to_order(order_by, api.attributes, ("orderBy",)),
                                     limit=size + 1, offset=start)
         page_rows = found[:size]
@@ -155,11 +181,16 @@ def query_fields(api: TableApi) -> Fields:
         return {"edges": edges, "page_info": info_, "count": count}
 
     async def one(root, info, **kwargs):
-        return await crud.by_pk(info.context.session, _pk_key(api, kwargs))
+        rule = row_filter(info, "read", spec.name)
+        if rule is None:
+            return await crud.by_pk(info.context.session, _pk_key(api, kwargs))
+        found = await crud.find(info.context.session, where=narrowed(_pk_where(api, kwargs), rule), limit=1)
+        return found[0] if found else None
 
     async def aggregate(root, info, where=UNSET):
+        rule = row_filter(info, "read", spec.name)
         with reported():
-            return await crud.aggregate(info.context.session, where=to_where(where, api.attributes, ()),
+            return await crud.aggregate(info.context.session, where=narrowed(to_where(where, api.attributes, ()), rule),
                                         sum=numeric, avg=numeric, min=comparable, max=comparable)
 
     listing = {"where": (api.filter | None, UNSET), "order_by": (list[api.order_by] | None, UNSET)}
@@ -227,6 +258,7 @@ def mutation_fields(api: TableApi, apis: dict[str, TableApi], binding: Binding) 
 
     async def insert(root, info, objects, on_conflict=UNSET):
         rows = new_rows(api, apis, objects, ("objects",))
+        _require_create(info, spec.name, rows, on_conflict)
         async with binding.writing(info) as writer:
             with reported(("objects",)):
                 stored = await writer.insert(spec.name, rows, _on_conflict(api, on_conflict))
@@ -235,6 +267,7 @@ def mutation_fields(api: TableApi, apis: dict[str, TableApi], binding: Binding) 
     async def insert_one(root, info, object, on_conflict=UNSET):
         rows = new_rows(api, apis, [object], ("object",))
         rows[0].path = ("object",)
+        _require_create(info, spec.name, rows, on_conflict)
         async with binding.writing(info) as writer:
             with reported(("object",)):
                 stored = await writer.insert(spec.name, rows, _on_conflict(api, on_conflict))
@@ -244,7 +277,8 @@ def mutation_fields(api: TableApi, apis: dict[str, TableApi], binding: Binding) 
         values = _set_values(api, set)
         async with binding.writing(info) as writer:
             with reported():
-                changed = await writer.update(spec.name, to_where(where, api.attributes, ("where",)), values, ("where",))
+                changed = await writer.update(spec.name, narrowed(to_where(where, api.attributes, ("where",)),
+                                                                  row_filter(info, "update", spec.name)), values, ("where",))
         return {"affected_rows": len(changed), "returning": changed}
 
     async def update_one(root, info, set, **kwargs):
@@ -252,20 +286,21 @@ def mutation_fields(api: TableApi, apis: dict[str, TableApi], binding: Binding) 
         key = _pk_key(api, kwargs)
         async with binding.writing(info) as writer:
             with reported():
-                changed = await writer.update(spec.name, {c: {"eq": v} for c, v in key.items()}, values, ())
+                changed = await writer.update(spec.name, narrowed(_key_where(key), row_filter(info, "update", spec.name)), values, ())
         return changed[0] if changed else None
 
     async def delete(root, info, where):
         async with binding.writing(info) as writer:
             with reported():
-                gone = await writer.delete(spec.name, to_where(where, api.attributes, ("where",)), ("where",))
+                gone = await writer.delete(spec.name, narrowed(to_where(where, api.attributes, ("where",)),
+                                                               row_filter(info, "delete", spec.name)), ("where",))
         return {"affected_rows": len(gone), "returning": gone}
 
     async def delete_one(root, info, **kwargs):
         key = _pk_key(api, kwargs)
         async with binding.writing(info) as writer:
             with reported():
-                gone = await writer.delete(spec.name, {c: {"eq": v} for c, v in key.items()}, ())
+                gone = await writer.delete(spec.name, narrowed(_key_where(key), row_filter(info, "delete", spec.name)), ())
         return gone[0] if gone else None
 
     conflict = {"on_conflict": (api.on_conflict | None, UNSET)} if api.on_conflict else {}

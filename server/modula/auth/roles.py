@@ -1,0 +1,84 @@
+"""Roles and their permissions, as admins manage them: a permission lets a role do one action
+(read, create, update, delete) on one resource (a core type or a plugin table), optionally only
+on the rows a named row rule admits."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+
+from modula.auth.viewer import ACTIONS
+from modula.db.connection import Session
+from modula.db.core_tables import permissions, roles
+from modula.db.errors import UniqueViolation
+from modula.db.types import utcnow
+from modula.errors import ModulaError, Problems, not_found
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_RESOURCE = re.compile(r"^[a-z][a-z0-9_]{0,127}$")
+_ROW_RULE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+async def list_roles(session: Session) -> list[dict[str, Any]]:
+    return await session.fetch_all(sa.select(roles).order_by(roles.c.id))
+
+
+async def create_role(session: Session, *, name: str, label: str) -> dict[str, Any]:
+    problems = Problems()
+    if not _NAME.match(name):
+        problems.add("INVALID_VALUE", "a role name has lowercase letters, digits and _, starting with a letter", ("name",))
+    if not label.strip() or len(label) > 255:
+        problems.add("INVALID_VALUE", "a role needs a label of 1 to 255 characters", ("label",))
+    problems.raise_if_any()
+    try:
+        async with session.transaction():
+            return await session.insert(roles, {"name": name, "label": label.strip(), "builtin": False, "created_at": utcnow()})
+    except UniqueViolation:
+        raise ModulaError("CONFLICT", f"role {name!r} already exists", ("name",)) from None
+
+
+async def list_permissions(session: Session, role: str) -> list[dict[str, Any]]:
+    role_id = await _role_id(session, role)
+    return await session.fetch_all(
+        sa.select(sa.literal(role).label("role"), permissions.c.resource, permissions.c.action, permissions.c.row_rule)
+        .where(permissions.c.role_id == role_id)
+        .order_by(permissions.c.resource, permissions.c.action)
+    )
+
+
+async def grant_permission(session: Session, *, role: str, resource: str, action: str,
+                           row_rule: str | None = None) -> dict[str, Any]:
+    """Let `role` do `action` on `resource`; granting an existing pair again replaces its row rule."""
+    problems = Problems()
+    if not _RESOURCE.match(resource):
+        problems.add("INVALID_VALUE", "a resource is a core type (site, route, datatype, content, media) or a plugin table name",
+                     ("resource",))
+    if action not in ACTIONS:
+        problems.add("INVALID_VALUE", f"the action is one of {', '.join(ACTIONS)}", ("action",))
+    if row_rule is not None and not _ROW_RULE.match(row_rule):
+        problems.add("INVALID_VALUE", "a row rule is a name such as 'own' or 'published'", ("rowRule",))
+    problems.raise_if_any()
+    async with session.transaction():
+        role_id = await _role_id(session, role)
+        match = (permissions.c.role_id == role_id, permissions.c.resource == resource, permissions.c.action == action)
+        if not await session.execute(permissions.update().where(*match).values(row_rule=row_rule)):
+            await session.insert(permissions, {"role_id": role_id, "resource": resource, "action": action,
+                                               "row_rule": row_rule, "created_at": utcnow()})
+    return {"role": role, "resource": resource, "action": action, "row_rule": row_rule}
+
+
+async def revoke_permission(session: Session, *, role: str, resource: str, action: str) -> bool:
+    """Take a permission away; False when the role did not have it."""
+    async with session.transaction():
+        role_id = await _role_id(session, role)
+        return await session.execute(permissions.delete().where(
+            permissions.c.role_id == role_id, permissions.c.resource == resource, permissions.c.action == action)) > 0
+
+
+async def _role_id(session: Session, name: str) -> int:
+    role_id = await session.fetch_value(sa.select(roles.c.id).where(roles.c.name == name))
+    if role_id is None:
+        raise not_found("role", repr(name), ("role",))
+    return role_id

@@ -1,0 +1,150 @@
+"""Users: create one with its roles (the CLI and the createUser mutation both come here), find,
+list, change roles, and log in."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from modula.auth import passwords
+from modula.auth.viewer import ADMIN
+from modula.db.connection import Session
+from modula.db.core_tables import roles, user_roles, users
+from modula.db.errors import UniqueViolation
+from modula.db.types import utcnow
+from modula.errors import ModulaError, Problems, not_found
+
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+PUBLIC_COLUMNS = [users.c.id, users.c.username, users.c.email, users.c.is_active, users.c.created_at, users.c.updated_at]
+
+
+def password_problem(password: str) -> str | None:
+    """Why a new password is refused, or None."""
+    if len(password) < passwords.MIN_LENGTH:
+        return f"a password needs at least {passwords.MIN_LENGTH} characters"
+    if len(password) > passwords.MAX_LENGTH:
+        return f"a password may have at most {passwords.MAX_LENGTH} characters"
+    return None
+
+
+async def create_user(session: Session, *, username: str, email: str, password: str,
+                      roles: Sequence[str] = ()) -> dict[str, Any]:
+    """Insert a user with an argon2id password hash and the given roles (which must exist)."""
+    problems = Problems()
+    if not _USERNAME.match(username):
+        problems.add("INVALID_VALUE", "a username has 1 to 64 letters, digits or . _ @ -, starting with a letter or digit",
+                     ("input", "username"))
+    if not _EMAIL.match(email) or len(email) > 255:
+        problems.add("INVALID_VALUE", f"{email!r} is not an email address", ("input", "email"))
+    problem = password_problem(password)
+    if problem:
+        problems.add("INVALID_VALUE", problem, ("input", "password"))
+    problems.raise_if_any()
+    password_hash = await passwords.hash_password_async(password)
+    now = utcnow()
+    try:
+        async with session.transaction():
+            role_ids = await _role_ids(session, roles, ("input", "roles"))
+            user = await session.fetch_one(
+                users.insert()
+                .values(username=username, email=email, password_hash=password_hash, is_active=True,
+                        created_at=now, updated_at=now)
+                .returning(*PUBLIC_COLUMNS)
+            )
+            await session.insert_rows(user_roles, [{"user_id": user["id"], "role_id": rid} for rid in role_ids])
+    except UniqueViolation as exc:
+        field = "email" if "email" in (exc.constraint or "") else "username"
+        raise ModulaError("CONFLICT", f"a user with this {field} already exists", ("input", field)) from None
+    return {**user, "roles": sorted(set(roles))}
+
+
+async def find_user(session: Session, username: str) -> dict[str, Any] | None:
+    """The user row (password hash included: for login only) or None."""
+    return await session.fetch_one(sa.select(users).where(users.c.username == username))
+
+
+async def get_user(session: Session, user_id: int) -> dict[str, Any] | None:
+    """A user without the password hash, with its role names."""
+    found = await list_users(session, user_ids=[user_id])
+    return found[0] if found else None
+
+
+async def list_users(session: Session, *, user_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """Users by id, each with its sorted role names, in one statement."""
+    statement = (
+        sa.select(*PUBLIC_COLUMNS, roles.c.name.label("role"))
+        .select_from(users.outerjoin(user_roles, user_roles.c.user_id == users.c.id)
+                     .outerjoin(roles, roles.c.id == user_roles.c.role_id))
+        .order_by(users.c.id, roles.c.name)
+    )
+    if user_ids is not None:
+        statement = statement.where(users.c.id.in_(list(user_ids)))
+    found: dict[int, dict[str, Any]] = {}
+    for row in await session.fetch_all(statement):
+        role = row.pop("role")
+        user = found.setdefault(row["id"], {**row, "roles": []})
+        if role is not None:
+            user["roles"].append(role)
+    return list(found.values())
+
+
+async def set_user_roles(session: Session, user_id: int, role_names: Sequence[str]) -> dict[str, Any]:
+    """Replace a user's roles. The last active admin cannot lose the admin role (nobody could
+    manage the server any more)."""
+    async with session.transaction():
+        if await session.fetch_value(sa.select(users.c.id).where(users.c.id == user_id)) is None:
+            raise not_found("user", user_id, ("userId",))
+        role_ids = await _role_ids(session, role_names, ("roles",))
+        if ADMIN not in role_names:
+            other_admins = await session.fetch_value(
+                sa.select(sa.func.count()).select_from(user_roles.join(roles, roles.c.id == user_roles.c.role_id)
+                                                       .join(users, users.c.id == user_roles.c.user_id))
+                .where(roles.c.name == ADMIN, users.c.id != user_id, users.c.is_active.is_(True))
+            )
+            is_admin = await session.fetch_value(
+                sa.select(sa.func.count()).select_from(user_roles.join(roles, roles.c.id == user_roles.c.role_id))
+                .where(roles.c.name == ADMIN, user_roles.c.user_id == user_id)
+            )
+            if is_admin and not other_admins:
+                raise ModulaError("LAST_ADMIN", "this is the last administrator: make another user admin first", ("roles",))
+        await session.execute(user_roles.delete().where(user_roles.c.user_id == user_id))
+        await session.insert_rows(user_roles, [{"user_id": user_id, "role_id": rid} for rid in role_ids])
+        await session.execute(users.update().where(users.c.id == user_id).values(updated_at=utcnow()))
+    user = await get_user(session, user_id)
+    assert user is not None
+    return user
+
+
+async def replace_password_hash(session: Session, user_id: int, password_hash: str) -> None:
+    async with session.transaction():
+        await session.execute(users.update().where(users.c.id == user_id).values(password_hash=password_hash))
+
+
+async def authenticate(session: Session, username: str, password: str) -> dict[str, Any] | None:
+    """The active user whose password this is, or None: the same answer, after the same work,
+    whether the user is missing, inactive, or the password is wrong. A hash made with older
+    parameters is replaced on success."""
+    user = await find_user(session, username)
+    stored = user["password_hash"] if user is not None and user["is_active"] else None
+    if not await passwords.verify_password_async(stored, password):
+        return None
+    assert user is not None and stored is not None
+    if passwords.needs_rehash(stored):
+        await replace_password_hash(session, user["id"], await passwords.hash_password_async(password))
+    return user
+
+
+async def _role_ids(session: Session, names: Sequence[str], path: tuple[str, ...]) -> list[int]:
+    wanted = sorted(set(names))
+    if not wanted:
+        return []
+    rows = await session.fetch_all(sa.select(roles.c.id, roles.c.name).where(roles.c.name.in_(wanted)))
+    missing = sorted(set(wanted) - {row["name"] for row in rows})
+    if missing:
+        raise ModulaError("NOT_FOUND", f"no role named {', '.join(repr(m) for m in missing)}", path)
+    return [row["id"] for row in rows]

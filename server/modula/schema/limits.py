@@ -1,0 +1,183 @@
+"""Request limits and production hardening, applied before any resolver runs: how long, how deep and
+how aliased a GraphQL document may be, and what production mode keeps from non-admins."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLSyntaxError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationContext,
+    ValidationRule,
+    parse,
+)
+from strawberry.extensions import SchemaExtension
+
+from modula.config import Settings
+
+INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
+
+# What graphql-core's did_you_mean() appends to a message: names are quoted and cannot hold a "?".
+_SUGGESTION = re.compile(r" Did you mean [^?]*\?")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_depth: int
+    max_aliases: int
+    max_tokens: int
+    production: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(settings.max_query_depth, settings.max_aliases, settings.max_tokens, settings.production)
+
+
+def limit_error(code: str, message: str, nodes: Any = None) -> GraphQLError:
+    return GraphQLError(message, nodes, extensions={"code": code})
+
+
+class RequestLimits(SchemaExtension):
+    """Parses within the token limit (through an LRU cache, as Strawberry's ParserCache does), adds
+    the depth and alias rules to validation, and in production mode refuses introspection to
+    non-admins and leaves the "Did you mean …" suggestions out of their error messages.
+
+    Suggestions are removed from the messages because graphql-core's `hide_suggestions` would have
+    to reach both validation and execution (variable values get suggestions too), and Strawberry
+    0.341 passes it to neither."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+
+    def on_operation(self) -> Iterator[None]:
+        execution = self.execution_context
+        restricted = self.limits.production and not _is_admin(execution.context)
+        extra = document_rules(self.limits.max_depth, self.limits.max_aliases)
+        if restricted:
+            extra += (IntrospectionForAdminsRule,)
+        # A tuple of the same classes per limits: Strawberry's ValidationCache keys results on it.
+        execution.validation_rules = (*execution.validation_rules, *extra)
+        yield
+        result = execution.result
+        if restricted and getattr(result, "errors", None):
+            result.errors = [_without_suggestions(error) for error in result.errors]
+
+    def on_parse(self) -> Iterator[None]:
+        execution = self.execution_context
+        execution.graphql_document = parse_within(execution.query, self.limits.max_tokens)
+        yield
+
+
+@functools.lru_cache(maxsize=256)
+def parse_within(query: str, max_tokens: int) -> DocumentNode:
+    """The document, or TOO_MANY_TOKENS once the parser has read more than `max_tokens` tokens (or
+    comments, which the parser keeps in memory too)."""
+    try:
+        return parse(query, max_lexical_tokens=max_tokens, max_comments=max_tokens)
+    except GraphQLSyntaxError as error:
+        # The parser reports its limits as syntax errors: "Document contains more than N tokens."
+        if f"Document contains more than {max_tokens} " in error.message:
+            raise limit_error("TOO_MANY_TOKENS", f"the query has more than {max_tokens} tokens, the maximum") from None
+        raise
+
+
+@functools.cache
+def document_rules(max_depth: int, max_aliases: int) -> tuple[type[ValidationRule], ...]:
+    """The validation rules for these maxima, made once so that validation results stay cached."""
+
+    class QueryDepthRule(ValidationRule):
+        def enter_operation_definition(self, node: OperationDefinitionNode, *_args: Any) -> None:
+            depth = _Measure(self.context).depth(node.selection_set)
+            if depth > max_depth:
+                self.report_error(limit_error(
+                    "QUERY_TOO_DEEP", f"query depth {depth} exceeds the maximum of {max_depth}", node))
+
+    class AliasCountRule(ValidationRule):
+        def enter_operation_definition(self, node: OperationDefinitionNode, *_args: Any) -> None:
+            aliases = _Measure(self.context).aliases(node.selection_set)
+            if aliases > max_aliases:
+                self.report_error(limit_error(
+                    "TOO_MANY_ALIASES", f"{aliases} aliases exceed the maximum of {max_aliases}", node))
+
+    return QueryDepthRule, AliasCountRule
+
+
+class IntrospectionForAdminsRule(ValidationRule):
+    """Production mode: `__schema` and `__type` are for administrators (`__typename` stays open)."""
+
+    def enter_field(self, node: FieldNode, *_args: Any) -> None:
+        if node.name.value in INTROSPECTION_FIELDS:
+            self.report_error(limit_error(
+                "INTROSPECTION_DISABLED",
+                f"introspection ({node.name.value}) is open to administrators only on this server", node))
+
+
+class _Measure:
+    """Depth and alias count of a selection set with its fragments spread in, as it would execute.
+
+    Depth counts field levels (`{ a { b } }` is 2); an introspection field (`__schema`, `__type`)
+    counts as one level whatever it selects, so the playground's introspection query (15 levels)
+    fits small maxima; how far introspection may recurse through types is bounded by graphql-core's
+    MaxIntrospectionDepthRule, one of its specified rules. A fragment is measured once and counts
+    at every spread (aliases at every spread too); a fragment cycle counts as nothing here
+    (NoFragmentCyclesRule reports it)."""
+
+    def __init__(self, context: ValidationContext) -> None:
+        self.context = context
+        self._fragments: dict[tuple[str, str], int] = {}
+
+    def depth(self, selection_set: SelectionSetNode | None) -> int:
+        return self._walk("depth", selection_set)
+
+    def aliases(self, selection_set: SelectionSetNode | None) -> int:
+        return self._walk("aliases", selection_set)
+
+    def _walk(self, measure: str, selection_set: SelectionSetNode | None) -> int:
+        if selection_set is None:
+            return 0
+        values = [self._selection(measure, selection) for selection in selection_set.selections]
+        if measure == "depth":
+            return max(values, default=0)
+        return sum(values)
+
+    def _selection(self, measure: str, node: Any) -> int:
+        if isinstance(node, FieldNode):
+            if measure == "aliases":
+                return (1 if node.alias else 0) + self._walk(measure, node.selection_set)
+            if node.name.value in INTROSPECTION_FIELDS:
+                return 1
+            return 1 + self._walk(measure, node.selection_set)
+        if isinstance(node, InlineFragmentNode):
+            return self._walk(measure, node.selection_set)
+        if isinstance(node, FragmentSpreadNode):
+            key = (measure, node.name.value)
+            if key not in self._fragments:
+                self._fragments[key] = 0  # while it is measured: a cycle back to it adds nothing
+                fragment: FragmentDefinitionNode | None = self.context.get_fragment(node.name.value)
+                self._fragments[key] = self._walk(measure, fragment.selection_set) if fragment else 0
+            return self._fragments[key]
+        return 0
+
+
+def _is_admin(context: Any) -> bool:
+    return bool(getattr(getattr(context, "viewer", None), "is_admin", False))
+
+
+def _without_suggestions(error: GraphQLError) -> GraphQLError:
+    message = _SUGGESTION.sub("", error.message)
+    if message == error.message:
+        return error
+    return GraphQLError(message, error.nodes, error.source, error.positions, error.path,
+                        error.original_error, error.extensions)
