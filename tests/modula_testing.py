@@ -110,7 +110,7 @@ TEST_PASSWORD = "correct horse battery staple"
 
 
 async def create_test_user(app, username: str, *, roles: list[str] | tuple[str, ...] = (),
-                           password: str = TEST_PASSWORD, email: str | None = None) -> dict[str, Any]:
+                           password: str | None = TEST_PASSWORD, email: str | None = None) -> dict[str, Any]:
     """A user made by the same function `modula users create` calls."""
     from modula.auth.users import create_user
 
@@ -134,7 +134,7 @@ async def token_client(app, username: str, *, roles: list[str] | tuple[str, ...]
     the token comes from the function `createApiToken` calls (no password check per test)."""
     from modula.auth.tokens import create_token
 
-    user = await create_test_user(app, username, roles=roles)
+    user = await create_test_user(app, username, roles=roles, password=None)  # a service account
     async with app.state.database.session() as session:
         secret, _ = await create_token(session, user["id"], name="tests")
     async with GraphQLClient.for_app(app) as client:

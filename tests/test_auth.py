@@ -469,3 +469,12 @@ async def test_cli_creates_an_admin_from_a_piped_password_who_can_log_in(databas
             me = await client.login("root", "a long secret")
             assert me["roles"] == ["admin"]
             assert (await client.data("{ users { username } }")) == {"users": [{"username": "root"}]}
+
+
+async def test_a_service_account_acts_only_through_tokens(app, client):
+    from modula_testing import token_client
+
+    async with token_client(app, "robot", roles=["viewer"]) as robot:
+        assert (await robot.data("{ me { username roles } }"))["me"] == {"username": "robot", "roles": ["viewer"]}
+    body = await client.execute('mutation { login(username: "robot", password: "") { id } }')
+    assert body["errors"][0]["extensions"]["code"] == "LOGIN_FAILED"

@@ -17,8 +17,10 @@ from modula.db.types import utcnow
 from modula.errors import ModulaError, Problems, not_found
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_RESOURCE = re.compile(r"^[a-z][a-z0-9_]{0,127}$")
-_ROW_RULE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# A core type or plugin table name, or a plugin's Lua operations (`plugin:shop`).
+_RESOURCE = re.compile(r"^(plugin:)?[a-z][a-z0-9_]{0,127}$")
+# `published`, `own`, or `own:<column>` for plugin tables.
+_ROW_RULE = re.compile(r"^[a-z][a-z0-9_]{0,63}(:[a-z][a-z0-9_]{0,63})?$")
 
 
 async def list_roles(session: Session) -> list[dict[str, Any]]:
@@ -53,12 +55,12 @@ async def grant_permission(session: Session, *, role: str, resource: str, action
     """Let `role` do `action` on `resource`; granting an existing pair again replaces its row rule."""
     problems = Problems()
     if not _RESOURCE.match(resource):
-        problems.add("INVALID_VALUE", "a resource is a core type (site, route, datatype, content, media) or a plugin table name",
+        problems.add("INVALID_VALUE", "a resource is a core type (site, route, datatype, content, media), a plugin table name or plugin:<name>",
                      ("resource",))
     if action not in ACTIONS:
         problems.add("INVALID_VALUE", f"the action is one of {', '.join(ACTIONS)}", ("action",))
     if row_rule is not None and not _ROW_RULE.match(row_rule):
-        problems.add("INVALID_VALUE", "a row rule is a name such as 'own' or 'published'", ("rowRule",))
+        problems.add("INVALID_VALUE", "a row rule is 'published', 'own' or 'own:<column>'", ("rowRule",))
     problems.raise_if_any()
     async with session.transaction():
         role_id = await _role_id(session, role)

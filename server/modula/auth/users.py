@@ -32,20 +32,21 @@ def password_problem(password: str) -> str | None:
     return None
 
 
-async def create_user(session: Session, *, username: str, email: str, password: str,
+async def create_user(session: Session, *, username: str, email: str, password: str | None,
                       roles: Sequence[str] = ()) -> dict[str, Any]:
-    """Insert a user with an argon2id password hash and the given roles (which must exist)."""
+    """Insert a user with an argon2id password hash and the given roles (which must exist).
+    `password=None` makes a service account: it cannot log in and acts only through API tokens."""
     problems = Problems()
     if not _USERNAME.match(username):
         problems.add("INVALID_VALUE", "a username has 1 to 64 letters, digits or . _ @ -, starting with a letter or digit",
                      ("input", "username"))
     if not _EMAIL.match(email) or len(email) > 255:
         problems.add("INVALID_VALUE", f"{email!r} is not an email address", ("input", "email"))
-    problem = password_problem(password)
+    problem = password_problem(password) if password is not None else None
     if problem:
         problems.add("INVALID_VALUE", problem, ("input", "password"))
     problems.raise_if_any()
-    password_hash = await passwords.hash_password_async(password)
+    password_hash = await passwords.hash_password_async(password) if password is not None else None
     now = utcnow()
     try:
         async with session.transaction():

@@ -37,21 +37,28 @@ SECRET_COLUMNS: dict[str, frozenset[str]] = {"users": frozenset({"password_hash"
 
 # Functions a plugin may not call on SQLite (Python's sqlite3 leaves extension loading off; the
 # rest only exist in some builds or shells, and fts3_tokenizer has been a memory-safety hazard).
+# The second group runs for seconds to hours inside one call the progress handler cannot
+# interrupt: printf('%.*c', 2147483647, 'x') alone takes ten seconds, and trimming by a set
+# costs the string's length times the set's (the authorizer sees only names, so the one-argument
+# trims go too). A plugin formats and trims in Lua.
 SQLITE_DENIED_FUNCTIONS = frozenset(
     {"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer", "sqlite_dbpage"}
+    | {"printf", "format", "trim", "ltrim", "rtrim"}
 )
 
 # Table-valued functions (eponymous virtual tables) reading only their arguments.
 SQLITE_TABLE_FUNCTIONS = frozenset({"json_each", "json_tree"})
 
-# What sql/postgresql/0006_revoke_public_functions.sql takes from PUBLIC (keep the two in step):
-# provisioning checks that the plugin's role cannot execute them.
+# What sql/postgresql/0006_revoke_public_functions.sql and 0008_revoke_quadratic_functions.sql
+# take from PUBLIC (keep them in step): provisioning checks the plugin's role cannot execute them.
 PG_REVOKED_FUNCTIONS = (
     "pg_notify(text, text)", "lo_create(oid)", "lo_creat(integer)", "lo_open(oid, integer)", "lo_close(integer)",
     "loread(integer, integer)", "lowrite(integer, bytea)", "lo_lseek(integer, integer, integer)",
     "lo_lseek64(integer, bigint, integer)", "lo_tell(integer)", "lo_tell64(integer)", "lo_truncate(integer, integer)",
     "lo_truncate64(integer, bigint)", "lo_unlink(oid)", "lo_from_bytea(oid, bytea)", "lo_get(oid)",
     "lo_get(oid, bigint, integer)", "lo_put(oid, bigint, bytea)",
+    "btrim(text, text)", "ltrim(text, text)", "rtrim(text, text)", "btrim(bytea, bytea)", "ltrim(bytea, bytea)",
+    "rtrim(bytea, bytea)", "translate(text, text, text)",
 )
 
 # Advisory lock held while provisioning, so processes sharing the database never race on GRANT
@@ -293,7 +300,7 @@ async def _warn_about_public_functions(session: Session, role: str) -> None:
         f"SELECT f FROM (VALUES {functions}) AS v(f) WHERE has_function_privilege(:r, f, 'EXECUTE')"
     ).bindparams(r=role))
     if rows:
-        log.warning("plugin role %s can still execute %s: run the migration 0006_revoke_public_functions as a "
+        log.warning("plugin role %s can still execute %s: run migrations 0006 and 0008 (revoke_*_functions) as a "
                     "superuser, or REVOKE EXECUTE on them FROM PUBLIC", role, ", ".join(row["f"] for row in rows))
 
 

@@ -227,6 +227,18 @@ schema_state = sa.Table(
 )
 
 # The PostgreSQL login role of each plugin (see db/confinement.py). Never readable by plugins.
+# Permissions a plugin's manifest proposes; they apply only once an admin approves them.
+plugin_grant_requests = sa.Table(
+    "plugin_grant_requests",
+    metadata,
+    sa.Column("plugin", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(64), primary_key=True),
+    sa.Column("resource", sa.String(128), primary_key=True),
+    sa.Column("action", sa.String(16), primary_key=True),
+    sa.Column("row_rule", sa.String(64), nullable=True),
+    sa.Column("requested_at", UTCDateTime, nullable=False),
+)
+
 plugin_roles = sa.Table(
     "plugin_roles",
     metadata,

@@ -14,9 +14,11 @@ stopped by the time budget makes SQLite roll back the whole transaction, which `
 reports and then refuses further statements until `rollback()`.
 
 A statement also stops when the plugin call awaiting it is cancelled (its time budget ran out):
-PostgreSQL through the driver's cancel request, SQLite through the progress handler. SQLite
+PostgreSQL through the driver's cancel request, SQLite through the progress handler; both act
+only between steps of work, so the C functions that could run long without one are withheld
+from plugins (`confinement.SQLITE_DENIED_FUNCTIONS`, the revoke_* PostgreSQL migrations). SQLite
 results are bounded by `grant.max_result_bytes` while they are fetched, and no single value may
-grow past it (SQLITE_LIMIT_LENGTH), so a statement cannot fill the host's memory.
+grow past it (SQLITE_LIMIT_LENGTH); PostgreSQL results are bounded only by the time budget.
 
 The aiosqlite worker-thread call uses aiosqlite's `_execute(fn, ...)` and `_conn`: its public
 `set_authorizer` / `execute` are separate queued calls, between which another coroutine's host

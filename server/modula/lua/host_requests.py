@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import fnmatch
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
 from .host import Host
-from .values import ConversionError, LuaValues
+from .values import ConversionError, ConversionTimeout, LuaValues
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 DEFAULT_HTTP_TIMEOUT = 10.0
@@ -22,12 +23,14 @@ class HostRequest:
     def __init__(self, values: LuaValues, host: Host, open_txs: set[int],
                  http_hosts: tuple[str, ...]) -> None:
         self._values = values
+        self._deadline: float | None = None
         self._host = host
         self._open_txs = open_txs
         self._http_hosts = http_hosts
 
     async def serve(self, op: str, args: tuple, remaining: float) -> Any:
         """Await the host method for ``op``; the result is plain Python, ready for ``to_lua``."""
+        self._deadline = time.monotonic() + remaining
         if op in ("query", "query_one", "exec"):
             sql, params, tx = _arg(args, 0), _arg(args, 1), self._tx(_arg(args, 2), op)
             if not isinstance(sql, bytes):
@@ -79,7 +82,9 @@ class HostRequest:
 
     def _from_lua(self, op: str, value: Any) -> Any:
         try:
-            return self._values.from_lua(value)
+            return self._values.from_lua(value, self._deadline)
+        except ConversionTimeout:
+            raise
         except ConversionError as error:
             raise RequestRefused(f"{op}: {error}") from None
 

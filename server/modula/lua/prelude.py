@@ -556,10 +556,30 @@ function trusted.start_chunk(source, chunkname)
   return register(fn)
 end
 
+-- `ctx.can(action, resource)` answers from the grants the host put in ctx (the viewer's
+-- permissions): a plain Lua closure, so no host object reaches the plugin.
+local table_pack, table_unpack, select_count, to_string = table.pack, table.unpack, select, tostring
+
+local function with_can(ctx)
+  if type(ctx) == "table" and type(ctx.grants) == "table" then
+    local grants = ctx.grants
+    ctx.grants = nil
+    ctx.can = function(action, resource)
+      return grants.admin == true or (type(grants.allowed) == "table" and grants.allowed[to_string(action) .. ":" .. to_string(resource)] == true)
+    end
+  end
+  return ctx
+end
+
 function trusted.start(index)
   local fn = handlers[index]
   if fn == nil then return nil end
-  return register(fn)
+  return register(function(...)
+    local n = select_count("#", ...)
+    local args = table_pack(...)
+    args[n] = with_can(args[n])  -- ctx is always the last argument
+    return fn(table_unpack(args, 1, n))
+  end)
 end
 
 function trusted.step(state, id, ...)

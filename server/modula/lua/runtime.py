@@ -19,7 +19,7 @@ from .limits import Limits
 from .prelude import PRELUDE
 from .host_requests import HostRequest, RequestRefused
 from .validation import DeclarationCollector, DeclarationError
-from .values import ConversionError, LuaValues
+from .values import ConversionError, ConversionTimeout, LuaValues
 
 MAX_MESSAGE = 2000
 MEMORY_MESSAGE = "not enough memory"
@@ -136,8 +136,8 @@ class PluginRuntime:
                     outcome = self._step(call, co, *reply)
             if outcome[0] != b"done":
                 raise self._failure(call, outcome)
-            result = self._values.from_lua(outcome[1] if len(outcome) > 1 else None)
-        except TimeoutError:
+            result = self._values.from_lua(outcome[1] if len(outcome) > 1 else None, call.deadline)
+        except (TimeoutError, ConversionTimeout):
             raise self._timeout(call) from None
         except ConversionError as error:
             raise LuaPluginError(self.plugin_name, f"handler result: {error}") from None
@@ -165,6 +165,15 @@ class PluginRuntime:
 
     def _over_memory_cap(self) -> bool:
         return self._lua.get_memory_used(total=True) > self._memory_cap
+
+    def _deadline(self) -> float | None:
+        return self._active.deadline if self._active is not None else None
+
+    def _time_is_up(self) -> bytes:
+        """End the running call as the hook would have: the plugin's code may run no further."""
+        state = self._active.state
+        state[b"dead"], state[b"reason"] = b"TIMEOUT", b"time budget exceeded"
+        return b"time budget exceeded"
 
     def _check_open(self) -> None:
         if self._closed:
@@ -213,6 +222,8 @@ class PluginRuntime:
             call.requests = HostRequest(self._values, call.host, call.open_txs, self.http_hosts)
         try:
             result = await call.requests.serve(op, args, remaining)
+        except ConversionTimeout:
+            raise self._timeout(call) from None
         except RequestRefused as refused:
             return False, _text(str(refused)).encode()
         except Exception as error:
@@ -277,15 +288,17 @@ class PluginRuntime:
         if self._collector is None:
             return False, b"declarations are only allowed while init.lua loads"
         try:
-            self._collector.declare(kind.decode(), self._values.from_lua(spec))
+            self._collector.declare(kind.decode(), self._values.from_lua(spec, self._deadline()))
         except (DeclarationError, ConversionError) as error:
             return False, str(error).encode()
         return True, None
 
     def _json_encode(self, value: Any) -> tuple[bool, bytes]:
         try:
-            plain = self._values.from_lua(value)
+            plain = self._values.from_lua(value, self._deadline())
             text = json.dumps(plain, ensure_ascii=False, allow_nan=False).encode()
+        except ConversionTimeout:
+            return False, self._time_is_up()
         except (ConversionError, ValueError, TypeError) as error:
             return False, f"json.encode: {error}".encode()
         if len(text) > self.limits.memory_bytes:

@@ -21,8 +21,9 @@ table may name one string many times, and each mention becomes its own Python co
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from lupa import lua54
@@ -36,6 +37,10 @@ _INT64 = (lua54.LUA_MININTEGER, lua54.LUA_MAXINTEGER)
 
 class ConversionError(Exception):
     """A value cannot cross between Python and Lua; the message says which and why."""
+
+
+class ConversionTimeout(ConversionError):
+    """Converting a value ran past the deadline of the call it belongs to."""
 
 
 class LuaValues:
@@ -95,9 +100,10 @@ class LuaValues:
             raise lua54.LuaMemoryError("not enough memory")
         return table
 
-    def from_lua(self, value: Any) -> Any:
-        """Convert for the host; refuses a value whose plain form exceeds the byte budget."""
-        return self._plain(value, 0, _Budget(self._max_plain_bytes))
+    def from_lua(self, value: Any, deadline: float | None = None) -> Any:
+        """Convert for the host; refuses a value whose plain form exceeds the byte budget or
+        whose conversion runs past `deadline` (a `time.monotonic()` value)."""
+        return self._plain(value, 0, _Budget(self._max_plain_bytes, deadline))
 
     def _plain(self, value: Any, depth: int, budget: _Budget) -> Any:
         if value is None or isinstance(value, (bool, int, float)):
@@ -139,17 +145,22 @@ class LuaValues:
 
 
 class _Budget:
-    """What one ``from_lua`` conversion may still produce, in (estimated) bytes."""
+    """What one ``from_lua`` conversion may still produce, in (estimated) bytes and time."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, deadline: float | None) -> None:
         self.limit = limit
         self.left = limit
+        self.deadline = deadline
+        self.items = 0
 
     def spend(self, cost: int) -> None:
         self.left -= cost
         if self.left < 0:
             raise ConversionError(f"value larger than {self.limit} bytes once converted "
                                   "(does a table name the same string or table many times?)")
+        self.items += 1
+        if self.deadline is not None and self.items % 1024 == 0 and time.monotonic() > self.deadline:
+            raise ConversionTimeout("converting the value ran past the call's time budget")
 
 
 def lua_string(raw: bytes) -> str | bytes:

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from modula.auth import plugin_grants
 from modula.db import confinement
 from modula.db.connection import Database, Session
 from modula.db.introspection import TableSpec, reflect_tables
@@ -100,6 +101,7 @@ class PluginHost:
                     known = await registry.get_plugin(session, manifest.name)
                     if not (plan.empty and known and known["checksum"] == digest and known["enabled"]):
                         await registry.record(session, manifest, digest)  # bumps the schema generation
+                    await plugin_grants.propose(session, manifest.name, manifest.grants)
                     await confinement.provision_plugin_role(session, _grant(manifest, own_tables), own_tables)
             if not plan.empty:
                 log.info("plugin %s %s: %s", manifest.name, manifest.version, ", ".join(plan.describe()))

@@ -28,6 +28,8 @@ class Manifest:
     http_hosts: tuple[str, ...]
     readable: frozenset[str]
     folder: Path
+    # (role, resource, action, row_rule) the plugin proposes; an admin approves them before they apply
+    grants: tuple[tuple[str, str, str, str | None], ...] = ()
 
     @property
     def init_lua(self) -> Path:
@@ -78,4 +80,31 @@ def read_manifest(folder: Path) -> Manifest:
         raise bad(f"permissions.read may not name {', '.join(refused)}; readable core tables: {', '.join(sorted(READABLE_CORE_TABLES))}")
     if not (folder / "init.lua").is_file():
         raise bad("init.lua is missing")
-    return Manifest(name, version.strip(), description, api, tuple(h.lower() for h in hosts), frozenset(readable), folder)
+    grants = _grants(raw.get("grants", {}), name, bad)
+    return Manifest(name, version.strip(), description, api, tuple(h.lower() for h in hosts), frozenset(readable), folder, grants)
+
+
+GRANT_ACTIONS = ("read", "create", "update", "delete")
+
+
+def _grants(raw, plugin: str, bad) -> tuple[tuple[str, str, str, str | None], ...]:
+    """`"grants": {"viewer": {"shop_products": ["read"], "plugin:shop": ["read"]}}`; a grant may
+    carry a row rule: `{"shop_orders": [{"action": "read", "rowRule": "own:customer_id"}]}`.
+    Resources must be the plugin's own tables or `plugin:<name>`."""
+    if not isinstance(raw, dict):
+        raise bad("grants must be an object of role -> {resource: [actions]}")
+    found = []
+    for role, resources in raw.items():
+        if not isinstance(resources, dict):
+            raise bad(f"grants.{role} must be an object of resource -> [actions]")
+        for resource, actions in resources.items():
+            if not (resource == f"plugin:{plugin}" or resource.startswith(plugin + "_")):
+                raise bad(f"grants.{role}: {resource!r} is not one of this plugin's tables nor plugin:{plugin}")
+            if not isinstance(actions, list):
+                raise bad(f"grants.{role}.{resource} must be a list of actions")
+            for item in actions:
+                action, rule = (item.get("action"), item.get("rowRule")) if isinstance(item, dict) else (item, None)
+                if action not in GRANT_ACTIONS:
+                    raise bad(f"grants.{role}.{resource}: {action!r} is not one of {', '.join(GRANT_ACTIONS)}")
+                found.append((role, resource, action, rule))
+    return tuple(found)

@@ -10,7 +10,7 @@ from modula.cms.datatypes import NewField
 from modula.schema.guards import content_visibility, require, require_content
 from modula.schema.paging import page
 from modula.schema.auth_schema import AuthMutation, AuthQuery
-from modula.schema.plugin_admin import PluginMutation
+from modula.schema.plugin_admin import PluginMutation, PluginQuery
 from modula.schema.core_types import (
     Content,
     CoreInfo,
@@ -78,7 +78,7 @@ async def _require_node(info: CoreInfo, node_id: int, action: str) -> None:
 
 
 @strawberry.type
-class Query(AuthQuery):
+class Query(AuthQuery, PluginQuery):
     @strawberry.field
     async def sites(self, info: CoreInfo) -> list[Site]:
         require(info, "read", "site")

@@ -35,6 +35,8 @@ _SUGGESTION = re.compile(r" Did you mean [^?]*\?")
 
 @dataclass(frozen=True)
 class Limits:
+    """What a schema holds every request to (from the server's Settings)."""
+
     max_depth: int
     max_aliases: int
     max_tokens: int
@@ -45,7 +47,7 @@ class Limits:
         return cls(settings.max_query_depth, settings.max_aliases, settings.max_tokens, settings.production)
 
 
-def limit_error(code: str, message: str, nodes: Any = None) -> GraphQLError:
+def coded_error(code: str, message: str, nodes: Any = None) -> GraphQLError:
     return GraphQLError(message, nodes, extensions={"code": code})
 
 
@@ -89,7 +91,7 @@ def parse_within(query: str, max_tokens: int) -> DocumentNode:
     except GraphQLSyntaxError as error:
         # The parser reports its limits as syntax errors: "Document contains more than N tokens."
         if f"Document contains more than {max_tokens} " in error.message:
-            raise limit_error("TOO_MANY_TOKENS", f"the query has more than {max_tokens} tokens, the maximum") from None
+            raise coded_error("TOO_MANY_TOKENS", f"the query exceeds the maximum of {max_tokens} tokens") from None
         raise
 
 
@@ -101,14 +103,14 @@ def document_rules(max_depth: int, max_aliases: int) -> tuple[type[ValidationRul
         def enter_operation_definition(self, node: OperationDefinitionNode, *_args: Any) -> None:
             depth = _Measure(self.context).depth(node.selection_set)
             if depth > max_depth:
-                self.report_error(limit_error(
+                self.report_error(coded_error(
                     "QUERY_TOO_DEEP", f"query depth {depth} exceeds the maximum of {max_depth}", node))
 
     class AliasCountRule(ValidationRule):
         def enter_operation_definition(self, node: OperationDefinitionNode, *_args: Any) -> None:
             aliases = _Measure(self.context).aliases(node.selection_set)
             if aliases > max_aliases:
-                self.report_error(limit_error(
+                self.report_error(coded_error(
                     "TOO_MANY_ALIASES", f"{aliases} aliases exceed the maximum of {max_aliases}", node))
 
     return QueryDepthRule, AliasCountRule
@@ -119,7 +121,7 @@ class IntrospectionForAdminsRule(ValidationRule):
 
     def enter_field(self, node: FieldNode, *_args: Any) -> None:
         if node.name.value in INTROSPECTION_FIELDS:
-            self.report_error(limit_error(
+            self.report_error(coded_error(
                 "INTROSPECTION_DISABLED",
                 f"introspection ({node.name.value}) is open to administrators only on this server", node))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from modula.auth import plugin_grants
 from modula.errors import ModulaError
 from modula.schema.core_types import CoreInfo
 from modula.schema.guards import require_admin
@@ -44,8 +45,35 @@ def _swap(plugin: str, report) -> SchemaSwap:
     )
 
 
+@strawberry.type(description="A permission a plugin's manifest proposes; it applies once an admin approves it.")
+class PluginGrantRequest:
+    plugin: str
+    role: str
+    resource: str
+    action: str
+    row_rule: str | None
+
+    @classmethod
+    def from_row(cls, row: dict) -> PluginGrantRequest:
+        return cls(plugin=row["plugin"], role=row["role"], resource=row["resource"], action=row["action"],
+                   row_rule=row["row_rule"])
+
+
+@strawberry.type
+class PluginQuery:
+    @strawberry.field(description="Permissions plugins propose and no admin has approved yet (admins only).")
+    async def plugin_grant_requests(self, info: CoreInfo, plugin: str | None = None) -> list[PluginGrantRequest]:
+        require_admin(info, "see plugin grant requests")
+        return [PluginGrantRequest.from_row(r) for r in await plugin_grants.pending(info.context.session, plugin)]
+
+
 @strawberry.type
 class PluginMutation:
+    @strawberry.mutation(description="Grant what the plugin's manifest proposes; returns the permissions granted.")
+    async def approve_plugin_grants(self, info: CoreInfo, plugin: str) -> list[PluginGrantRequest]:
+        require_admin(info, "approve plugin grants")
+        return [PluginGrantRequest.from_row(r) for r in await plugin_grants.approve(info.context.session, plugin)]
+
     @strawberry.mutation(description="Install or upgrade the plugin from the plugins directory and serve it.")
     async def load_plugin(self, info: CoreInfo, name: str) -> SchemaSwap:
         return _swap(name, await _service(info).load_plugin(name))

@@ -41,9 +41,14 @@ class PluginBinding:
         self.plugin = plugin  # LoadedPlugin
 
     def lua_context(self, info, extra: dict) -> dict:
+        """`ctx` for Lua: the plugin, request metadata, the viewer, and what the viewer may do
+        (`ctx.can(action, resource)` reads `grants`; the prelude adds it)."""
         request = info.context.request
         meta = {"method": request.method, "path": request.url.path} if request is not None else {}
-        return {"plugin": self.plugin.name, "request": meta, **extra}
+        viewer = info.context.viewer
+        grants = {f"{action}:{resource}": True for resource, action in viewer.permissions}
+        return {"plugin": self.plugin.name, "request": meta, "viewer": viewer.to_lua(),
+                "grants": {"admin": viewer.is_admin, "allowed": grants}, **extra}
 
     async def call(self, handler, args: Any, extra: dict, info) -> Any:
         """A Lua query, field or mutation: `read` (queries, fields) or `update` (mutations) on
