@@ -464,3 +464,14 @@ async def test_a_request_in_flight_keeps_its_plugin_across_two_swaps(admin, tmp_
     assert "errors" not in body, body["errors"]
     assert body["data"]["slowVersion"].startswith("v1 after ")
     assert body["extensions"]["schemaGeneration"] == old["schemaGeneration"]
+
+
+async def test_serve_watch_reloads_a_plugin_when_its_files_change(database_url, tmp_path):
+    write_plugin(plugins_dir(tmp_path), "notes", NOTES_V1)
+    async with running_app(database_url, plugins_dir=plugins_dir(tmp_path), watch=True) as app:
+        before = generation(app)
+        assert "notesLatest" not in sdl(app)
+        await asyncio.sleep(0.2)  # let the watcher start
+        (plugins_dir(tmp_path) / "notes" / "init.lua").write_text(NOTES_V2)
+        await eventually(lambda: asyncio.sleep(0, "notesLatest" in sdl(app)), timeout=10)
+        assert generation(app) > before

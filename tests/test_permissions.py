@@ -49,6 +49,32 @@ async def test_core_writes_by_role(people, role, allowed):
             assert code(body) == FORBIDDEN
 
 
+@pytest.mark.parametrize("role, allowed", [("admin", True), ("editor", True), ("viewer", False), ("anonymous", False)])
+async def test_content_create_update_move_delete_by_role(people, role, allowed):
+    admin, client = people["admin"], people[role]
+    route, datatype = await make_route(admin), await make_datatype(admin)
+    node = await make_content(admin, route, datatype)
+    title = datatype["fields"][0]["id"]
+    attempts = [
+        ("mutation($i: CreateContentInput!) { createContent(input: $i) { id } }",
+         {"i": {"routeId": route["id"], "datatypeId": datatype["id"], "fields": [{"fieldId": title, "value": "x"}]}}),
+        ("mutation($id: Int!, $f: Int!) { updateContent(id: $id, fields: [{fieldId: $f, value: \"changed\"}]) { id } }",
+         {"id": node["id"], "f": title}),
+        ("mutation($id: Int!) { moveContent(id: $id, position: 0) { id } }", {"id": node["id"]}),
+        ("mutation($id: Int!) { deleteContent(id: $id) { deletedIds } }", {"id": node["id"]}),
+    ]
+    for mutation, variables in attempts:
+        before = await client.counts("content_data", "content_fields")
+        body = await client.execute(mutation, variables)
+        assert (code(body) is None) == allowed, (mutation, body)
+        if not allowed:
+            assert code(body) == FORBIDDEN
+            assert await client.counts("content_data", "content_fields") == before
+    if not allowed:
+        values = await admin.data(f"{{ content(id: {node['id']}) {{ fields {{ value }} }} }}")
+        assert values["content"]["fields"][0]["value"] == "Hello"  # nothing changed
+
+
 @pytest.mark.parametrize("role", ["admin", "editor", "viewer", "anonymous"])
 async def test_core_reads_by_role(people, role):
     body = await people[role].execute("{ sites { id } routes { id } datatypes { id } }")

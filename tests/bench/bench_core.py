@@ -55,7 +55,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from cms_fixtures import field_ids, make_datatype, make_route  # noqa: E402
 from modula.cms.field_types import parse_value  # noqa: E402
 from modula.db import core_tables as t  # noqa: E402
-from modula_testing import GraphQLClient, create_test_database, drop_test_database, running_app  # noqa: E402
+from modula_testing import GraphQLClient, create_test_database, drop_test_database, running_app, token_client  # noqa: E402
 
 CONCURRENT_CLIENTS = 8
 WARMUP = 10
@@ -390,7 +390,7 @@ async def next_position(app) -> int:
 
 async def bench_database(database_url: str, iterations: int, query_iterations: int, plugins_dir: Path) -> list[Result]:
     results: list[Result] = []
-    async with running_app(database_url, plugins_dir=plugins_dir) as app, GraphQLClient.for_app(app) as client:
+    async with running_app(database_url, plugins_dir=plugins_dir) as app, token_client(app, "bench", roles=["admin"]) as client:
         database = app.state.database
         fixture = await make_fixture(client)
         create = graphql_create(client, fixture)
@@ -451,7 +451,7 @@ async def profile_create_content(iterations: int, top: int = 15) -> str:
     functions by own time, and modula's own functions by cumulative time."""
     with tempfile.TemporaryDirectory(prefix="modula-bench-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        async with running_app(url, plugins_dir=Path(tmp) / "plugins") as app, GraphQLClient.for_app(app) as client:
+        async with running_app(url, plugins_dir=Path(tmp) / "plugins") as app, token_client(app, "bench", roles=["admin"]) as client:
             create = graphql_create(client, await make_fixture(client))
             for i in range(WARMUP):
                 await create(i)

@@ -341,7 +341,7 @@ class PluginSQL:
                 records = await statement.fetch()
                 status = statement.get_statusmsg() or ""
             else:
-                records, status = await connection.fetch(sql, *args), ""
+                records, status = await self._pg_fetch_within(connection, sql, args, in_transaction), ""
         except Exception as exc:
             if in_transaction and connection.is_in_transaction():
                 await connection.execute(f"ROLLBACK TO SAVEPOINT {_PG_SAVEPOINT}; RELEASE SAVEPOINT {_PG_SAVEPOINT}")
@@ -358,6 +358,29 @@ class PluginSQL:
         if in_transaction:
             await connection.execute(f"RELEASE SAVEPOINT {_PG_SAVEPOINT}")
         return [dict(record) for record in records], affected, last_id
+
+    async def _pg_fetch_within(self, connection, sql: str, args, in_transaction: bool) -> list:
+        """The rows, read through a cursor in batches, refused once they would take more than
+        `grant.max_result_bytes` in the host (a plain fetch would hold all of them first). A
+        cursor needs a transaction: outside one, the statement gets its own."""
+        limit = self.grant.max_result_bytes
+        statement = await connection.prepare(sql)
+
+        async def read() -> list:
+            rows, left = [], limit
+            cursor = await statement.cursor(*args)
+            while batch := await cursor.fetch(_FETCH_BATCH):
+                left -= sum(_VALUE_COST + (len(v) if isinstance(v, (str, bytes)) else 0) for row in batch for v in row)
+                if left < 0:
+                    raise PluginSQLError(f"the result is larger than the {limit} bytes a plugin statement may return: "
+                                         "select fewer rows or columns")
+                rows += batch
+            return rows
+
+        if in_transaction:
+            return await read()
+        async with connection.transaction():
+            return await read()
 
     async def _pg_lastval(self, connection, in_transaction: bool) -> int | None:
         # lastval() fails when the statement used no sequence; inside a transaction that failure
