@@ -371,3 +371,18 @@ async def test_webhooks_plugin_posts_after_content_is_created(database_url: str,
         assert body["data"]["route_id"] == route["id"]
         deliveries = await client.data("{ webhooksDeliveries { status subscription { event } } }")
         assert deliveries["webhooksDeliveries"] == [{"status": 204, "subscription": {"event": "content.created"}}]
+
+
+async def test_a_foreign_key_to_a_core_table_is_an_object_field_of_the_core_type(database_url: str, tmp_path: Path):
+    write_plugin(tmp_path / "plugins", "pages", """
+plugin.define_table({ name = "pages_meta", fields = {
+    {name = "meta_id", type = "integer", primary_key = true},
+    {name = "route_id", type = "integer", foreign_key = "routes"},
+    {name = "description", type = "text"},
+}})""")
+    async with running_app(database_url, plugins_dir=tmp_path / "plugins") as app, token_client(app, "admin", roles=["admin"]) as client:
+        assert app.state.schemas.last_report.failures == {}
+        route = await make_route(client)
+        await client.data(f'mutation {{ insertPagesMeta(objects: [{{routeId: {route["id"]}, description: "d"}}, {{description: "none"}}]) {{ affectedRows }} }}')
+        data = await client.data("{ pagesMeta(orderBy: [{metaId: ASC}]) { description route { slug } } }")
+        assert data["pagesMeta"] == [{"description": "d", "route": {"slug": "blog"}}, {"description": "none", "route": None}]

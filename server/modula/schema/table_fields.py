@@ -16,7 +16,8 @@ from modula.db.errors import DatabaseError
 from modula.errors import ModulaError
 from modula.plugins.data import ChildLink, NewRow, TableWriter
 from modula.schema.dynamic import python_name, resolver
-from modula.schema.guards import forbidden, narrowed, require, row_filter
+from modula.schema import core_types, naming
+from modula.schema.guards import content_visible, forbidden, narrowed, require, row_filter
 from modula.schema.filters import COMPARABLE, NUMERIC, UNSET, PageInfo, given, to_order, to_where
 from modula.schema.paging import cursor, page, position
 from modula.schema.table_types import ArrayRelation, ObjectRelation, TableApi, column_annotation
@@ -330,6 +331,38 @@ def mutation_fields(api: TableApi, apis: dict[str, TableApi], binding: Binding) 
     return fields
 
 
+# Core tables a plugin table may point at, as (resource, the request's loader, the core type).
+CORE_TARGETS: dict[str, tuple[str, str, type]] = {
+    "routes": ("route", "route", core_types.Route),
+    "sites": ("site", "site", core_types.Site),
+    "datatypes": ("datatype", "datatype", core_types.Datatype),
+    "content_data": ("content", "content", core_types.Content),
+}
+
+
+def core_relation_fields(api: TableApi, taken: set[str]) -> Fields:
+    """A foreign key to a core table gives an object field of the core type: `route_id` -> `route: Route`."""
+    fields: Fields = {}
+    for fk in api.spec.foreign_keys:
+        if fk.target_table not in CORE_TARGETS or fk.target_column != "id":
+            continue
+        resource, loader, cls = CORE_TARGETS[fk.target_table]
+        name = naming.object_relation_field(fk.column, fk.target_table, taken)
+        taken.add(name)
+
+        async def resolve(root, info, column=fk.column, resource=resource, loader=loader, cls=cls):
+            if root[column] is None:
+                return None
+            require(info, "read", resource)
+            row = await getattr(info.context.loaders, loader).load(root[column])
+            if row is None or (cls is core_types.Content and not content_visible(info, row)):
+                return None
+            return cls.from_row(row)
+
+        fields["core_" + name] = (cls | None, strawberry.field(resolver=resolver(resolve, {}, cls | None, name=name), name=name))
+    return fields
+
+
 def relation_fields(api: TableApi, apis: dict[str, TableApi]) -> Fields:
     fields: Fields = {}
     for rel in api.object_relations:
@@ -338,5 +371,6 @@ def relation_fields(api: TableApi, apis: dict[str, TableApi]) -> Fields:
     for rel in api.array_relations:
         key, value = array_relation_field(rel, apis[rel.child])
         fields[key] = value
-    return fields
+    taken = {naming.column_field(c.name) for c in api.spec.columns} | {v[1].graphql_name for v in fields.values()}
+    return {**fields, **core_relation_fields(api, taken)}
 
