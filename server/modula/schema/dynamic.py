@@ -12,7 +12,7 @@ import inspect
 import itertools
 import keyword
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -107,6 +107,4 @@ def resolver(
 
 def argument(annotation: Any, graphql_name: str) -> Any:
     """An annotation that also fixes the argument's GraphQL name."""
-    from typing import Annotated
-
     return Annotated[annotation, strawberry.argument(name=graphql_name)]

@@ -10,14 +10,14 @@ and the rest of the response stands.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import datetime as dt
+import inspect
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
 import strawberry
-from graphql import GraphQLSyntaxError, ListTypeNode, NamedTypeNode, NonNullTypeNode, TypeNode, parse_type
+from graphql import GraphQLSyntaxError, ListTypeNode, NonNullTypeNode, TypeNode, parse_type
 from strawberry.scalars import JSON, Base64
 
 from modula.errors import ModulaError

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import strawberry
@@ -18,8 +19,6 @@ from modula.db.introspection import ColumnSpec, TableSpec
 from modula.schema import naming
 from modula.schema.dynamic import TypeFactory, python_name
 from modula.schema.filters import COMPARABLE, FILTERS, NUMERIC, SCALARS, UNSET, OrderDirection, PageInfo
-
-from decimal import Decimal
 
 
 @dataclass(frozen=True)
@@ -63,9 +62,6 @@ class TableApi:
     aggregate: type | None = None
     object_relations: list[ObjectRelation] = field(default_factory=list)
     array_relations: list[ArrayRelation] = field(default_factory=list)
-
-    def attribute(self, column: str) -> str:
-        return python_name(column)
 
 
 def column_annotation(column: ColumnSpec, *, required: bool) -> Any:
