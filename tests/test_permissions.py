@@ -235,3 +235,22 @@ async def test_bundled_shop_grants_wait_for_approval(database_url: str, tmp_path
             await admin.data('mutation { approvePluginGrants(plugin: "shop") { resource } }')
         assert await anonymous.data("{ shopProducts { name } }") == {"shopProducts": []}
         assert code(await anonymous.execute("{ shopOrders { total } }")) == FORBIDDEN
+
+
+async def test_written_rows_come_back_only_to_viewers_who_may_read_them(acl):
+    admin, editor = acl["admin"], acl["editor"]
+    await admin.data('mutation { createRole(name: "clerk", label: "Clerk") { name } }')
+    await admin.data('mutation { grantPermission(role: "clerk", resource: "acl_customers", action: "create") { action } }')
+    await admin.data(f'mutation {{ setUserRoles(userId: {(await editor.data("{ me { id } }"))["me"]["id"]}, roles: ["clerk"]) {{ id }} }}')
+    data = await editor.data('mutation { insertAclCustomers(objects: [{name: "blind"}]) { affectedRows } }')
+    assert data["insertAclCustomers"]["affectedRows"] == 1
+    before = await editor.count("acl_customers")
+    body = await editor.execute('mutation { insertAclCustomers(objects: [{name: "peek"}]) { affectedRows returning { name } } }')
+    assert code(body) == FORBIDDEN
+    assert await editor.count("acl_customers") == before  # refused before writing
+    body = await editor.execute('mutation { insertAclCustomers(objects: [{name: "peek"}]) { affectedRows ...R } } '
+                                'fragment R on AclCustomerMutationResponse { returning { name } }')
+    assert code(body) == FORBIDDEN and body["errors"][0]["path"][-1] == "returning"  # the field's own check
+    before = await editor.count("acl_customers")
+    assert code(await editor.execute('mutation { insertAclCustomer(object: {name: "one"}) { name } }')) == FORBIDDEN
+    assert await editor.count("acl_customers") == before  # refused before writing

@@ -139,6 +139,14 @@ def _pk_where(api: TableApi, kwargs: dict) -> dict:
     return _key_where(_pk_key(api, kwargs))
 
 
+def _require_read_if_returning(info, table: str) -> None:
+    """A many-row mutation that selects `returning` needs `read`: checked before anything is
+    written (the field checks again, for selections this cannot see, such as fragments)."""
+    for selected in info.selected_fields:
+        if any(getattr(child, "name", None) == "returning" for child in selected.selections):
+            require(info, "read", table)
+
+
 def _require_create(info, table: str, rows: list[NewRow], on_conflict: Any) -> None:
     """`create` on the table and on every table a nested insert reaches; an upsert that updates
     also needs `update`."""
@@ -260,6 +268,7 @@ def mutation_fields(api: TableApi, apis: dict[str, TableApi], binding: Binding) 
     async def insert(root, info, objects, on_conflict=UNSET):
         rows = new_rows(api, apis, objects, ("objects",))
         _require_create(info, spec.name, rows, on_conflict)
+        _require_read_if_returning(info, spec.name)
         async with binding.writing(info) as writer:
             with reported(("objects",)):
                 stored = await writer.insert(spec.name, rows, _on_conflict(api, on_conflict))
@@ -269,12 +278,14 @@ def mutation_fields(api: TableApi, apis: dict[str, TableApi], binding: Binding) 
         rows = new_rows(api, apis, [object], ("object",))
         rows[0].path = ("object",)
         _require_create(info, spec.name, rows, on_conflict)
+        require(info, "read", spec.name)  # the row comes back
         async with binding.writing(info) as writer:
             with reported(("object",)):
                 stored = await writer.insert(spec.name, rows, _on_conflict(api, on_conflict))
         return stored[0] if stored else None
 
     async def update(root, info, where, set):
+        _require_read_if_returning(info, spec.name)
         values = _set_values(api, set)
         async with binding.writing(info) as writer:
             with reported():
@@ -283,6 +294,7 @@ def mutation_fields(api: TableApi, apis: dict[str, TableApi], binding: Binding) 
         return {"affected_rows": len(changed), "returning": changed}
 
     async def update_one(root, info, set, **kwargs):
+        require(info, "read", spec.name)  # the row comes back
         values = _set_values(api, set)
         key = _pk_key(api, kwargs)
         async with binding.writing(info) as writer:
@@ -291,6 +303,7 @@ def mutation_fields(api: TableApi, apis: dict[str, TableApi], binding: Binding) 
         return changed[0] if changed else None
 
     async def delete(root, info, where):
+        _require_read_if_returning(info, spec.name)
         async with binding.writing(info) as writer:
             with reported():
                 gone = await writer.delete(spec.name, narrowed(to_where(where, api.attributes, ("where",)),
@@ -298,6 +311,7 @@ def mutation_fields(api: TableApi, apis: dict[str, TableApi], binding: Binding) 
         return {"affected_rows": len(gone), "returning": gone}
 
     async def delete_one(root, info, **kwargs):
+        require(info, "read", spec.name)  # the row comes back
         key = _pk_key(api, kwargs)
         async with binding.writing(info) as writer:
             with reported():

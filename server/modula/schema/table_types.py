@@ -19,6 +19,7 @@ from modula.db.introspection import ColumnSpec, TableSpec
 from modula.schema import naming
 from modula.schema.dynamic import TypeFactory, python_name
 from modula.schema.filters import COMPARABLE, FILTERS, NUMERIC, SCALARS, UNSET, OrderDirection, PageInfo
+from modula.schema.guards import require
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ def finish(factory: TypeFactory, api: TableApi, apis: dict[str, TableApi], extra
 
     api.response = factory.object_type(names.derived("MutationResponse"), {
         "affected_rows": (int, strawberry.field()),
-        "returning": (list[api.object], strawberry.field()),
+        "returning": (list[api.object], strawberry.field(resolver=_returning(spec.name), description="The rows written (needs read permission).")),
     })
     edge = factory.object_type(names.derived("Edge"), {"cursor": (str, strawberry.field()), "node": (api.object, strawberry.field())})
     api.connection = factory.object_type(names.derived("Connection"), {
@@ -167,6 +168,16 @@ def finish(factory: TypeFactory, api: TableApi, apis: dict[str, TableApi], extra
         "total_count": (int, strawberry.field(resolver=_total_count)),
     })
     api.aggregate = _aggregate_type(factory, api)
+
+
+def _returning(table: str):
+    """The written rows of a mutation response, shown only to viewers who may read the table."""
+
+    def returning(root: strawberry.Parent[Any], info: strawberry.Info) -> list[Any]:
+        require(info, "read", table)
+        return root["returning"]
+
+    return returning
 
 
 async def _total_count(root: strawberry.Parent[Any]) -> int:
