@@ -158,3 +158,13 @@ def test_manifest_hosts_match_the_same_way_in_runtime_and_host(url, allowed, exp
     from modula.lua.host_requests import host_allowed
 
     assert host_allowed(url, allowed) is expected
+
+
+async def test_a_plugin_whose_tables_would_overlap_another_plugins_is_refused(app, tmp_path):
+    host = app.state.plugins
+    await host.install(write_plugin(tmp_path / "src", "shop", "plugin.define_table({name = 'shop_items', fields = {{name = 'id', type = 'integer', primary_key = true}}})"))
+    nested = write_plugin(tmp_path / "src", "shop_extra", "plugin.define_table({name = 'shop_extra_notes', fields = {{name = 'id', type = 'integer', primary_key = true}}})")
+    with pytest.raises(PluginError, match="would overlap those of the installed plugin shop"):
+        await host.install(nested)
+    assert "shop_extra" not in host.loaded
+    assert await rows(app, "plugins") == 1

@@ -85,6 +85,7 @@ class PluginHost:
     async def install(self, folder: Path) -> LoadedPlugin:
         """Load the plugin in `folder` and create or upgrade its tables; all or nothing."""
         manifest = read_manifest(folder)
+        await self._check_namespace(manifest.name)
         runtime = PluginRuntime(manifest.name, limits=self.limits, http_hosts=list(manifest.http_hosts))
         try:
             declarations = _declare(manifest, runtime)
@@ -118,6 +119,16 @@ class PluginHost:
         plugin = LoadedPlugin(manifest, runtime, declarations, specs, digest)
         self.loaded[manifest.name] = plugin
         return plugin
+
+    async def _check_namespace(self, name: str) -> None:
+        """Tables are a plugin's by prefix (`shop_*`), so `shop` and `shop_extra` cannot both be
+        installed: one would own the other's tables."""
+        async with self.database.session() as session:
+            others = [row["name"] for row in await registry.list_plugins(session) if row["name"] != name]
+        for other in others:
+            if other.startswith(name + "_") or name.startswith(other + "_"):
+                raise PluginError(name, f"its tables ({name}_*) would overlap those of the installed plugin {other} "
+                                        f"({other}_*): choose another name", code="PLUGIN_LOAD_FAILED")
 
     async def reload(self, name: str, plugins_dir: Path) -> LoadedPlugin:
         folder = self.loaded[name].manifest.folder if name in self.loaded else plugins_dir / name
