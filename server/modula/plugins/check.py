@@ -29,26 +29,26 @@ async def check_plugin(folder: Path) -> CheckReport:
     """Manifest, then init.lua (syntax and declarations: table names, columns, hooks), then an install
     into a throwaway SQLite database and a schema build (types named in registrations)."""
     report = CheckReport()
-    folder = folder.resolve()
+    shown, folder = folder, folder.resolve()  # problems name the folder as the user wrote it
     try:
         manifest = read_manifest(folder)
     except PluginError as exc:
-        report.problems.append(_line(folder, exc.location, exc.message))
+        report.problems.append(_line(shown, exc.location, _without_location(exc)))
         return report
     runtime = PluginRuntime(manifest.name, http_hosts=list(manifest.http_hosts))
     try:
         runtime.load(manifest.init_lua.read_text(encoding="utf-8"), "init.lua")
     except LuaPluginError as exc:
-        report.problems.append(_line(folder, exc.location or "init.lua", exc.message))
+        report.problems.append(_line(shown, exc.location or "init.lua", exc.message))
         return report
     finally:
         runtime.close()
     with tempfile.TemporaryDirectory(prefix="modula-check-") as scratch:
-        await _install_and_build(folder, f"sqlite:///{Path(scratch) / 'check.db'}", report)
+        await _install_and_build(folder, shown, f"sqlite:///{Path(scratch) / 'check.db'}", report)
     return report
 
 
-async def _install_and_build(folder: Path, database_url: str, report: CheckReport) -> None:
+async def _install_and_build(folder: Path, shown: Path, database_url: str, report: CheckReport) -> None:
     from modula.db.connection import Database
     from modula.db.migrations import migrate
     from modula.plugins.host import PluginHost
@@ -63,12 +63,12 @@ async def _install_and_build(folder: Path, database_url: str, report: CheckRepor
         try:
             plugin = await host.install(folder)
         except PluginError as exc:
-            report.problems.append(_line(folder, exc.location, exc.message))
+            report.problems.append(_line(shown, exc.location, _without_location(exc)))
             return
         result = build([plugin], host)
         if plugin.name in result.failures:
             # a registration names a type or a name that does not fit: both come from init.lua
-            report.problems.append(_line(folder, "init.lua", result.failures[plugin.name]))
+            report.problems.append(_line(shown, "init.lua", result.failures[plugin.name]))
             return
         report.sdl = added_sdl(build_schema()._schema, result.schema._schema)
     finally:
@@ -93,3 +93,8 @@ def added_sdl(core: GraphQLSchema, extended: GraphQLSchema) -> str:
 def _line(folder: Path, location: str | None, message: str) -> str:
     """`<folder>/init.lua:12: message`, the way compilers name a place."""
     return f"{folder / location if location else folder}: {message}"
+
+
+def _without_location(exc: PluginError) -> str:
+    """The error's message without the "(init.lua:3)" the line already starts with."""
+    return exc.message.replace(f" ({exc.location})", "", 1) if exc.location else exc.message
