@@ -15,19 +15,32 @@ import shutil
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
-from modula.plugins.manifest import read_manifest
-from modula.testing import GraphQLClient, running_app, token_client
+try:
+    import pytest_asyncio
+except ImportError:  # Modula installed without its test extra: say so when the fixture is used, not at pytest start
+    pytest_asyncio = None
 
 
-@pytest_asyncio.fixture
+def _missing_pytest_asyncio():
+    pytest.fail("the modula_plugin fixture needs pytest-asyncio: pip install 'modula[test]'", pytrace=False)
+
+
+def _fixture(function):
+    return pytest_asyncio.fixture(function) if pytest_asyncio else pytest.fixture(name=function.__name__)(_missing_pytest_asyncio)
+
+
+@_fixture
 async def modula_plugin(tmp_path_factory):
     """`await modula_plugin(*paths, **settings)`: start Modula on a fresh SQLite file with the plugin
     folders in `paths` loaded (copied into a temporary plugins directory, so the originals stay
     clean) and return a client holding an administrator's API token. The plugin's proposed grants
     are not approved. Fails the test with the reason when a plugin does not load. Every app started
     is stopped at teardown; `client.app` reaches the app for more clients (see `modula.testing`)."""
+    # Imported here so that pytest starts fast in any environment Modula is installed in.
+    from modula.plugins.manifest import read_manifest
+    from modula.testing import GraphQLClient, running_app, token_client
+
     async with contextlib.AsyncExitStack() as stack:
 
         async def start(*paths: str | Path, **settings) -> GraphQLClient:
