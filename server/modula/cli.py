@@ -154,6 +154,31 @@ def cmd_plugins_remove(args: argparse.Namespace) -> int:
     return _with_host(args, work)
 
 
+def cmd_plugins_new(args: argparse.Namespace) -> int:
+    from modula.plugins.scaffold import scaffold
+
+    folder = scaffold(args.name, Path(args.dir))
+    print(f"created {folder}: plugin.json, init.lua, test_{args.name}.py")
+    print(f"test it with `pytest {folder}`; check it with `modula plugins check {folder}`")
+    return 0
+
+
+def cmd_plugins_check(args: argparse.Namespace) -> int:
+    import logging
+
+    from modula.plugins.check import check_plugin
+
+    if not args.debug:
+        logging.disable(logging.ERROR)  # problems are printed below, one line each, not logged twice
+    report = asyncio.run(check_plugin(Path(args.path)))
+    if not report.ok:
+        for problem in report.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    sys.stdout.write(report.sdl)
+    return 0
+
+
 def _read_new_password() -> str:
     """From a prompt (twice) on a terminal, else the first line of standard input; never an argument,
     which would sit in the shell history and the process list."""
@@ -246,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     database_flag(migrate)
     migrate.set_defaults(run=cmd_migrate)
 
-    plugins = commands.add_parser("plugins", help="list, install, reload or remove plugins")
+    plugins = commands.add_parser("plugins", help="list, install, reload or remove plugins; scaffold and check new ones")
     plugin_commands = plugins.add_subparsers(dest="plugins_command", required=True, metavar="SUBCOMMAND")
 
     def plugin_parser(name: str, help: str, run) -> argparse.ArgumentParser:
@@ -259,6 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
     plugin_parser("list", "installed plugins and plugin folders", cmd_plugins_list)
     plugin_parser("install", "copy a plugin folder into the plugins directory and install it", cmd_plugins_install).add_argument(
         "path", help="folder with plugin.json and init.lua")
+    new = plugin_commands.add_parser("new", help="scaffold a plugin: manifest, init.lua with a table, a query and a hook, and a test")
+    new.add_argument("name", help="the plugin's name: lower-case letters, digits and _, starting with a letter")
+    new.add_argument("--dir", default=".", help="folder to create the plugin in (default: the current folder)")
+    new.set_defaults(run=cmd_plugins_new)
+    check = plugin_commands.add_parser(
+        "check", help="validate a plugin folder on a throwaway database and print the GraphQL it adds (exit 1 on problems)")
+    check.add_argument("path", help="folder with plugin.json and init.lua")
+    check.set_defaults(run=cmd_plugins_check)
     plugin_parser("reload", "install a plugin again from its folder (upgrades its tables)", cmd_plugins_reload).add_argument("name")
     plugin_parser("remove", "forget a plugin and delete its folder (keeps its tables)", cmd_plugins_remove).add_argument("name")
 

@@ -1,0 +1,134 @@
+"""The plugin author kit as an author uses it: `modula plugins new`, `modula plugins check`, and the
+`modula_plugin` pytest fixture the package ships."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SHOP = Path(__file__).resolve().parents[1] / "plugins" / "shop"
+
+
+def _modula(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "modula.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "DATABASE_URL": "", "MODULA_DATABASE_URL": ""})
+
+
+def _pytest(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _plugin(folder: Path, name: str, init_lua: str) -> Path:
+    plugin = folder / name
+    plugin.mkdir(parents=True)
+    (plugin / "plugin.json").write_text(json.dumps({"name": name, "version": "1.0.0"}))
+    (plugin / "init.lua").write_text(init_lua)
+    return plugin
+
+
+def test_a_new_plugin_passes_its_generated_test(tmp_path):
+    result = _modula("plugins", "new", "notes", "--dir", "work", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "work" / "notes"
+    assert sorted(p.name for p in folder.iterdir()) == ["init.lua", "plugin.json", "test_notes.py"]
+    assert 'name = "notes_items"' in (folder / "init.lua").read_text()
+
+    run = _pytest(str(folder / "test_notes.py"), cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 passed" in run.stdout
+
+
+def test_a_new_plugin_passes_its_check(tmp_path):
+    assert _modula("plugins", "new", "notes", cwd=tmp_path).returncode == 0
+    result = _modula("plugins", "check", "notes", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "type NotesItem {" in result.stdout
+    assert "notesSearch(text: String!): [NotesItem!]" in result.stdout
+
+
+def test_new_refuses_invalid_names_in_one_line(tmp_path):
+    for name in ("Notes", "1notes", "my-notes", "n" * 32):
+        result = _modula("plugins", "new", name, cwd=tmp_path)
+        assert result.returncode == 1
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("modula: error: invalid plugin name"), result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_new_refuses_an_existing_folder_and_leaves_it_alone(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("keep me")
+    result = _modula("plugins", "new", "notes", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "already exists" in result.stderr
+    assert [p.name for p in (tmp_path / "notes").iterdir()] == ["mine.txt"]
+
+
+def test_check_prints_only_what_the_shop_plugin_adds(tmp_path):
+    result = _modula("plugins", "check", str(SHOP), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "type ShopProduct {" in result.stdout
+    assert "insertShopProducts(" in result.stdout
+    assert "extend type Query {" in result.stdout and "extend type Mutation {" in result.stdout
+    assert "type Route {" not in result.stdout and "createDatatype" not in result.stdout  # the core is not repeated
+    assert list(tmp_path.iterdir()) == []  # no database was created where it ran
+
+
+def test_check_names_file_and_line_of_a_lua_syntax_error(tmp_path):
+    plugin = _plugin(tmp_path, "broken", 'plugin.define_table({ name = "broken_items", fields = {\n'
+                                         '    {name = "id", type = "integer", primary_key = true},\n}})\nlocal x = = 1\n')
+    result = _modula("plugins", "check", plugin.name, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == "broken/init.lua:4: unexpected symbol near '='\n"
+
+
+def test_check_refuses_a_table_outside_the_plugins_prefix(tmp_path):
+    plugin = _plugin(tmp_path, "broken", '\nplugin.define_table({ name = "other_items", fields = {\n'
+                                         '    {name = "id", type = "integer", primary_key = true},\n}})\n')
+    result = _modula("plugins", "check", str(plugin), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"{plugin / 'init.lua'}:2: table name 'other_items' must start with 'broken_'")
+
+
+def test_check_refuses_an_unknown_type_in_a_registration(tmp_path):
+    plugin = _plugin(tmp_path, "broken", 'plugin.define_table({ name = "broken_items", fields = {\n'
+                                         '    {name = "id", type = "integer", primary_key = true},\n}})\n'
+                                         'plugin.query{ name = "brokenThing", returns = "Nope!", handler = function() end }\n')
+    result = _modula("plugins", "check", str(plugin), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "brokenThing: unknown output type Nope" in result.stderr
+
+
+def test_check_refuses_a_bad_manifest(tmp_path):
+    plugin = _plugin(tmp_path, "broken", "")
+    (plugin / "plugin.json").write_text('{"name": "broken", "version": ""}')
+    result = _modula("plugins", "check", str(plugin), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"{plugin / 'plugin.json'}: plugin broken: version must be a non-empty string")
+
+
+async def test_the_fixture_serves_the_shop_plugin_to_an_administrator(modula_plugin):
+    client = await modula_plugin(SHOP)
+    await client.data('mutation { insertShopProducts(objects: [{name: "pen", price: 2.5, stockCount: 3}]) { affectedRows } }')
+    data = await client.data("{ featuredProducts { name displayPrice } }")
+    assert data == {"featuredProducts": [{"name": "pen", "displayPrice": "2.50 EUR"}]}
+    assert await client.count("shop_products") == 1
+    assert client.app.state.settings.plugins_dir != SHOP.parent  # served from a copy
+
+
+def test_the_fixture_fails_the_test_with_the_reason_a_plugin_did_not_load(tmp_path):
+    _plugin(tmp_path, "broken", 'plugin.query{ name = "brokenThing", returns = "Nope!", handler = function() end }\n')
+    (tmp_path / "test_broken.py").write_text(
+        "import pytest\n"
+        "from pathlib import Path\n\n"
+        "@pytest.mark.asyncio\n"
+        "async def test_it(modula_plugin):\n"
+        "    await modula_plugin(Path(__file__).parent / 'broken')\n")
+    run = _pytest("test_broken.py", cwd=tmp_path)
+    assert run.returncode == 1
+    assert "plugin broken did not load: plugin broken: plugin.query brokenThing: unknown output type Nope" in run.stdout
