@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ import httpx
 import pytest
 
 from headless_chromium import chromium_binary, chromium_page
+from modula.playground import EXAMPLES as PACKAGED_EXAMPLES
 from modula_testing import GraphQLClient, create_test_user, running_app, token_client
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,8 +126,7 @@ async def test_the_page_inlines_the_example_operations_of_graphql_examples(anony
 
 def test_the_packaged_examples_match_graphql_examples():
     """The build copies graphql/examples/ into the package; a stale copy means `npm run build` is due."""
-    packaged = Path(__import__("modula.playground").playground.EXAMPLES)
-    assert {p.name: p.read_text() for p in packaged.iterdir()} == {p.name: p.read_text() for p in EXAMPLES.iterdir()}
+    assert {p.name: p.read_text() for p in PACKAGED_EXAMPLES.iterdir()} == {p.name: p.read_text() for p in EXAMPLES.iterdir()}
 
 
 def example(name: str) -> tuple[str, dict]:
@@ -193,9 +194,7 @@ def _modula(*args: str, cwd: Path, env: dict, **kwargs) -> subprocess.CompletedP
 @pytest.fixture(scope="module")
 def server(chromium, tmp_path_factory):
     """`modula serve` on a free port of 127.0.0.1, on a fresh SQLite file, with an administrator
-    made by `modula users create`; yields the base URL, the plugins folder and the process."""
-    import socket
-
+    made by `modula users create`; yields the base URL and the plugins folder."""
     folder = tmp_path_factory.mktemp("server")
     plugins = folder / "plugins"
     plugins.mkdir()
