@@ -11,12 +11,13 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from modula.config import Settings
 from modula.db.connection import Database
 from modula.db.migrations import migrate
 from modula.graphql_http import graphql_endpoint
+from modula.playground import assets, playground
 from modula.plugins.host import PluginHost
 from modula.schema.reloads import SchemaService
 
@@ -65,6 +66,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
             Route("/health", health),
+            Route("/playground", playground, methods=["GET"]),
+            Mount("/playground/assets", app=assets, name="playground_assets"),
         ],
         middleware=_cors(settings),
         lifespan=lifespan,

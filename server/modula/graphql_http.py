@@ -16,11 +16,12 @@ import uuid
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
 from modula.auth.viewer import AuthenticationError, resolve_viewer
+from modula.playground import playground_page, wants_playground
 from modula.schema.context import RequestContext
 
 log = logging.getLogger("modula.http")
@@ -43,7 +44,10 @@ class BadRequest(Exception):
 
 
 async def graphql_endpoint(request: Request) -> Response:
-    """Every answer carries the request's id in X-Request-ID: masked errors and the log name it."""
+    """Every answer carries the request's id in X-Request-ID: masked errors and the log name it.
+    A browser opening /graphql gets the playground instead."""
+    if wants_playground(request):
+        return HTMLResponse(playground_page())
     request_id = uuid.uuid4().hex
     response = await _answer(request, request_id)
     response.headers["X-Request-ID"] = request_id
@@ -82,6 +86,13 @@ async def _answer(request: Request, request_id: str) -> Response:
                         operation_name=params["operationName"],
                         allowed_operation_types=allowed,
                     ))
+                except CannotGetOperationTypeError:
+                    # e.g. an editor that still sends the name of an operation the document no longer has
+                    message = (f"the document has no operation named {params['operationName']!r}"
+                               if params["operationName"] else "the document has no single operation to run: "
+                               "send 'operationName'")
+                    return JSONResponse({"errors": [{"message": message}]}, media_type=media_type,
+                                        status_code=400 if media_type == GRAPHQL_RESPONSE else 200)
                 except InvalidOperationTypeError:
                     return JSONResponse(
                         {"errors": [{"message": "mutations and subscriptions are not allowed over GET; use POST"}]},
