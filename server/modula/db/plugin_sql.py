@@ -49,6 +49,7 @@ _PROGRESS_INTERVAL = 1000
 # Rows fetched at a time from SQLite, and what each value costs in the result budget besides its
 # bytes: about what the host then spends on it (a Python object, later a Lua value).
 _FETCH_BATCH = 256
+_PG_FETCH_BATCH = 4096  # each batch is a round trip to the server
 _VALUE_COST = 64
 # Warmed before the authorizer is set: the first use of an eponymous virtual table on a
 # connection reads and writes sqlite_master internally, which the authorizer would refuse.
@@ -366,10 +367,15 @@ class PluginSQL:
         limit = self.grant.max_result_bytes
         statement = await connection.prepare(sql)
 
+        # The statement's time budget covers reading its rows too, not only each round trip.
+        deadline = time.monotonic() + self.grant.statement_timeout_ms / 1000
+
         async def read() -> list:
             rows, left = [], limit
             cursor = await statement.cursor(*args)
-            while batch := await cursor.fetch(_FETCH_BATCH):
+            while batch := await cursor.fetch(_PG_FETCH_BATCH):
+                if time.monotonic() > deadline:
+                    raise PluginSQLTimeout(f"statement stopped after its time budget of {self.grant.statement_timeout_ms} ms")
                 left -= sum(_VALUE_COST + (len(v) if isinstance(v, (str, bytes)) else 0) for row in batch for v in row)
                 if left < 0:
                     raise PluginSQLError(f"the result is larger than the {limit} bytes a plugin statement may return: "
@@ -434,6 +440,8 @@ def _fetch_within(cursor: sqlite3.Cursor, limit: int) -> list[tuple]:
 
 
 def _postgres_error(exc: Exception, grant: PluginGrant) -> PluginSQLError:
+    if isinstance(exc, PluginSQLError):  # ours already (result too large, read past the budget)
+        return exc
     state = getattr(exc, "sqlstate", None)
     message = str(exc)
     if state == "42501":

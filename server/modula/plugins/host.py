@@ -103,7 +103,7 @@ class PluginHost:
                     if not (plan.empty and known and known["checksum"] == digest and known["enabled"]):
                         await registry.record(session, manifest, digest)  # bumps the schema generation
                     await plugin_grants.propose(session, manifest.name, manifest.grants)
-                    await confinement.provision_plugin_role(session, _grant(manifest, own_tables), own_tables)
+                    await confinement.provision_plugin_role(session, _grant(manifest, own_tables, self.limits), own_tables)
             if not plan.empty:
                 log.info("plugin %s %s: %s", manifest.name, manifest.version, ", ".join(plan.describe()))
             specs = await reflect_tables(self.database.url, prefix=prefix)
@@ -184,7 +184,7 @@ class PluginHost:
         session, on PostgreSQL only one logged in as the plugin's role (see `write_session`); a host
         session's privileges are never lent to plugin SQL.
         """
-        grant = _grant(plugin.manifest, list(plugin.tables))
+        grant = _grant(plugin.manifest, list(plugin.tables), self.limits)
         shared = session if session is not None and (self.database.is_sqlite or session.login_role) else None
         try:
             async with plugin_sql(self.database, grant, session=shared) as sql:
@@ -220,8 +220,11 @@ class PluginHost:
         await self.http_client.aclose()
 
 
-def _grant(manifest: Manifest, own_tables: list[str]) -> confinement.PluginGrant:
-    return confinement.PluginGrant(plugin=manifest.name, readable=manifest.readable, own_tables=frozenset(own_tables))
+def _grant(manifest: Manifest, own_tables: list[str], limits: Limits) -> confinement.PluginGrant:
+    # A statement never outlives the budget of the call that runs it.
+    timeout_ms = min(confinement.PluginGrant.statement_timeout_ms, max(1, int(limits.seconds * 1000)))
+    return confinement.PluginGrant(plugin=manifest.name, readable=manifest.readable, own_tables=frozenset(own_tables),
+                                   statement_timeout_ms=timeout_ms)
 
 
 def _declare(manifest: Manifest, runtime: PluginRuntime) -> Declarations:
