@@ -159,7 +159,7 @@ class _Budget:
             raise ConversionError(f"value larger than {self.limit} bytes once converted "
                                   "(does a table name the same string or table many times?)")
         self.items += 1
-        if self.deadline is not None and self.items % 1024 == 0 and time.monotonic() > self.deadline:
+        if self.deadline is not None and self.items % 64 == 0 and time.monotonic() > self.deadline:
             raise ConversionTimeout("converting the value ran past the call's time budget")
 
 
