@@ -193,8 +193,6 @@ async def test_a_plugin_whose_schema_does_not_fit_is_left_out_and_reported(admin
     assert body["extensions"]["schemaGeneration"] == swapped["schemaGeneration"]
 
 
-
-
 async def test_reloading_into_a_schema_that_does_not_fit_keeps_the_previous_version_serving(admin, tmp_path):
     folder = write_plugin(plugins_dir(tmp_path), "notes", NOTES_V1)
     await swap(admin, "loadPlugin", "notes")
@@ -233,8 +231,6 @@ def stats_plugin(name: str, clash: str) -> str:
         return table + (f"plugin.type{{name = 'Stats', fields = {{owner = 'String!'}}}}\n"
                         f"plugin.query{{name = '{name}Stats', returns = 'Stats', handler = function() return {{owner = '{name}'}} end}}\n")
     return table + f"plugin.query{{name = 'stats', returns = 'String', handler = function() return '{name}' end}}\n"
-
-
 
 
 @pytest.mark.parametrize("clash, name", [("type", "Stats"), ("query", "stats")])
@@ -307,8 +303,6 @@ async def test_a_server_sharing_the_database_follows_a_plugin_load_within_moment
         assert body["extensions"]["schemaGeneration"] == loaded["schemaGeneration"]
 
 
-
-
 async def test_a_plugin_load_swaps_the_schema_once_while_following(database_url, tmp_path, monkeypatch):
     folder = plugins_dir(tmp_path)
     write_plugin(folder, "notes", NOTES_V1)
@@ -327,7 +321,6 @@ async def test_a_plugin_load_swaps_the_schema_once_while_following(database_url,
         assert generation(app) == swapped["schemaGeneration"]
 
 
-
 async def test_a_server_follows_the_next_change_after_reloading_an_unchanged_plugin(database_url, tmp_path):
     folder = plugins_dir(tmp_path)
     write_plugin(folder, "notes", NOTES_V1)
@@ -342,6 +335,9 @@ async def test_a_server_follows_the_next_change_after_reloading_an_unchanged_plu
         await swap(b, "loadPlugin", "greeter")
 
         await eventually(lambda: serving(a, "{ greeting }"), timeout=2.0)
+        body = await a.execute("{ greeting }")
+        assert body["data"] == {"greeting": "hi"}
+        assert body["extensions"]["schemaGeneration"] == generation(app_b)
 
 
 # --- swaps under load ---------------------------------------------------------------------------
@@ -442,8 +438,6 @@ async def test_a_request_in_flight_finishes_on_the_schema_it_started_with(admin,
     after = await admin.execute("{ slowVersion }")
     assert after["data"]["slowVersion"] == "v2 after 1 polls"
     assert after["extensions"]["schemaGeneration"] == new["schemaGeneration"]
-
-
 
 
 async def test_a_request_in_flight_keeps_its_plugin_across_two_swaps(admin, tmp_path):
