@@ -24,7 +24,7 @@ import json
 import uuid
 from typing import Any
 
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationDefinitionNode
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
@@ -34,6 +34,7 @@ from modula.auth.viewer import AuthenticationError, resolve_viewer
 from modula.playground import playground_page, wants_playground
 from modula.schema.context import RequestContext
 from modula.schema.errors import internal_error_message, is_internal
+from modula.schema.limits import parse_within
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -115,6 +116,11 @@ async def _execute(schema: Any, params: dict[str, Any], context: RequestContext,
     when the server failed before execution."""
     if not params["query"]:  # Strawberry takes an empty document for a missing parameter
         return {"errors": [{"message": "the 'query' is empty: send the GraphQL document to run"}]}, 400
+    operations = _operation_count(params["query"], context.settings.max_tokens)
+    if operations > 1 and params["operationName"] is None:
+        # GraphQL's GetOperation() makes this a request error; Strawberry would run the first one
+        message = f"the document has {operations} operations: send 'operationName' to choose the one to run"
+        return {"errors": [{"message": message}]}, 400
     try:
         result = await schema.execute(params["query"], variable_values=params["variables"], context_value=context,
                                       operation_name=params["operationName"],
@@ -122,7 +128,7 @@ async def _execute(schema: Any, params: dict[str, Any], context: RequestContext,
     except CannotGetOperationTypeError:
         # e.g. an editor that still sends the name of an operation the document no longer has
         message = (f"the document has no operation named {params['operationName']!r}" if params["operationName"]
-                   else "the document has no single operation to run: send 'operationName'")
+                   else "the document has no operation to run")
         return {"errors": [{"message": message}]}, 400
 
     body: dict[str, Any] = {}
@@ -138,6 +144,16 @@ async def _execute(schema: Any, params: dict[str, Any], context: RequestContext,
         body["extensions"] = dict(result.extensions)
     status = 200 if not request_error else 500 if any(is_internal(error) for error in errors) else 400
     return body, status
+
+
+def _operation_count(query: str, max_tokens: int) -> int:
+    """How many operations the document holds (0 when it does not parse: the schema reports that).
+    The parse is the one the schema's RequestLimits caches, so the document is not parsed twice."""
+    try:
+        document = parse_within(query, max_tokens)
+    except GraphQLError:
+        return 0
+    return sum(isinstance(definition, OperationDefinitionNode) for definition in document.definitions)
 
 
 def _client_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
