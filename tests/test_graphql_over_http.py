@@ -217,6 +217,9 @@ async def test_a_browser_gets_the_playground_and_a_query_from_it_gets_json(sqlit
     browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
     page = await sqlite_server.request("GET", headers={"Accept": browser})
     assert page.status == 200 and page.content_type.startswith("text/html")
+    assert b'<div id="graphiql">' in page.raw
+    head = await sqlite_server.request("HEAD", headers={"Accept": browser})
+    assert (head.status, head.content_type, head.raw) == (200, page.content_type, b"")
     answer = await sqlite_server.get({"query": TYPENAME}, accept=browser)
     assert (answer.status, answer.content_type) == (200, GRAPHQL_RESPONSE)
     assert answer.json()["data"] == {"__typename": "Query"}

@@ -14,8 +14,9 @@ since 2025), and an Accept header that allows neither type gets 406. A request t
 well-formed (not JSON, a parameter of the wrong type) is 400. A request error (the document does
 not parse or validate, the operation cannot be determined, the variables do not coerce) leaves
 `data` out of the answer: 400 with `application/graphql-response+json`, 200 with
-`application/json`, as the specification asks of each. Once the operation ran, the answer has
-`data` (perhaps null, beside field errors) and is 200.
+`application/json`, as the specification asks of each (a failure of the server before execution
+is masked, and 500 with the former). Once the operation ran, the answer has `data` (perhaps null,
+beside field errors) and is 200.
 """
 
 from __future__ import annotations
