@@ -58,8 +58,9 @@ async def test_graphql_response_media_type_gets_400_for_a_syntax_error(client):
 
 
 async def test_plain_json_clients_get_200_for_a_validation_error(client):
-    response = await client.http.post("/graphql", json={"query": "{ nope }"})
+    response = await client.http.post("/graphql", json={"query": "{ nope }"}, headers={"accept": "application/json"})
     assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
     assert "Cannot query field 'nope'" in response.json()["errors"][0]["message"]
 
 

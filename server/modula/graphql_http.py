@@ -1,20 +1,31 @@
-"""GraphQL over HTTP: read the request, run it on the current schema with one held connection,
-answer JSON.
+"""GraphQL over HTTP, as the GraphQL-over-HTTP specification asks: read the request, run it on the
+current schema with one held connection, answer JSON.
 
-GET runs queries only (a mutation over GET is 405, so links and prefetches cannot change data);
-POST must be JSON, so a plain HTML form cannot post a mutation. A POST may batch: a JSON array of
-at most `max_batch` operations, answered by an array. A client that accepts
-`application/graphql-response+json` gets the status codes of the GraphQL-over-HTTP specification;
-others get 200 with `application/json`.
+Requests. GET (and HEAD) run queries only: a mutation over GET is 405, so links and prefetches
+cannot change data. POST must be `application/json` in UTF-8, so a plain HTML form cannot post a
+mutation. The parameters are `query` (a string), `operationName` (a string), `variables` and
+`extensions` (objects); null means absent, and GET carries variables and extensions as JSON text.
+A POST may batch, a Modula extension: a JSON array of at most `max_batch` operations, answered by
+an array with status 200 whatever each operation's outcome.
+
+Responses. The media type is `application/graphql-response+json` unless the Accept header prefers
+`application/json`; no Accept header counts as accepting anything (the specification's default
+since 2025), and an Accept header that allows neither type gets 406. A request that is not
+well-formed (not JSON, a parameter of the wrong type) is 400. A request error (the document does
+not parse or validate, the operation cannot be determined, the variables do not coerce) leaves
+`data` out of the answer: 400 with `application/graphql-response+json`, 200 with
+`application/json`, as the specification asks of each (a failure of the server before execution
+is masked, and 500 with the former). Once the operation ran, the answer has `data` (perhaps null,
+beside field errors) and is 200.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from typing import Any
 
+from graphql import GraphQLError, OperationDefinitionNode
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
@@ -23,11 +34,12 @@ from strawberry.types.graphql import OperationType
 from modula.auth.viewer import AuthenticationError, resolve_viewer
 from modula.playground import playground_page, wants_playground
 from modula.schema.context import RequestContext
-
-log = logging.getLogger("modula.http")
+from modula.schema.errors import internal_error_message, is_internal
+from modula.schema.limits import parse_within
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
+UTF8 = ("utf-8", "utf8")
 
 
 class BadRequest(Exception):
@@ -55,97 +67,159 @@ async def graphql_endpoint(request: Request) -> Response:
 
 
 async def _answer(request: Request, request_id: str) -> Response:
-    media_type = _response_media_type(request)
+    media_type = response_media_type(request.headers.get("accept"))
+    if media_type is None:
+        return _json({"errors": [{"message": f"the Accept header allows neither {GRAPHQL_RESPONSE} nor {JSON}: "
+                                             "accept one of them"}]}, JSON, status=406)
     state = request.app.state
     try:
         operations, batched = await _read_operations(request, state.settings.max_batch)
     except BadRequest as exc:
-        return JSONResponse({"errors": [exc.error()]}, status_code=exc.status, media_type=media_type, headers=exc.headers)
+        return _json({"errors": [exc.error()]}, media_type, status=exc.status, headers=exc.headers)
 
-    allowed = {OperationType.QUERY} if request.method == "GET" else None
+    safe = request.method != "POST"  # GET or HEAD: the route allows no other method
     with state.live_schema.use() as served:
         async with state.database.session() as session:
             cookies: list = []
             try:
                 viewer = await resolve_viewer(session, request, settings=state.settings, cookies=cookies)
             except AuthenticationError as exc:
-                return JSONResponse({"errors": [{"message": exc.message, "extensions": exc.extensions}]},
-                                    status_code=401, media_type=media_type,
-                                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-            results = []
+                return _json({"errors": [{"message": exc.message, "extensions": exc.extensions}]}, media_type,
+                             status=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            answers = []
             # A batch runs its operations one after another, as the same viewer on the same
             # connection; each gets its own context so that its loaders see what earlier ones wrote.
             for params in operations:
                 context = RequestContext(session=session, settings=state.settings, request=request, schemas=state.schemas,
                                          viewer=viewer, response_cookies=cookies, request_id=request_id)
                 try:
-                    results.append(await served.schema.execute(
-                        params["query"],
-                        variable_values=params["variables"],
-                        context_value=context,
-                        operation_name=params["operationName"],
-                        allowed_operation_types=allowed,
-                    ))
-                except CannotGetOperationTypeError:
-                    # e.g. an editor that still sends the name of an operation the document no longer has
-                    message = (f"the document has no operation named {params['operationName']!r}"
-                               if params["operationName"] else "the document has no single operation to run: "
-                               "send 'operationName'")
-                    return JSONResponse({"errors": [{"message": message}]}, media_type=media_type,
-                                        status_code=400 if media_type == GRAPHQL_RESPONSE else 200)
-                except InvalidOperationTypeError:
-                    return JSONResponse(
-                        {"errors": [{"message": "mutations and subscriptions are not allowed over GET; use POST"}]},
-                        status_code=405, media_type=media_type, headers={"Allow": "POST"},
-                    )
+                    answers.append(await _execute(served.schema, params, context, safe=safe))
+                except InvalidOperationTypeError:  # checked before validation: nothing ran
+                    message = "mutations and subscriptions are not allowed over GET; use POST"
+                    return _json({"errors": [{"message": message}]}, media_type, status=405, headers={"Allow": "POST"})
 
-    answers = [_body(result, served.generation) for result in results]
+    for body, _ in answers:
+        body["extensions"] = {**body.get("extensions", {}), "schemaGeneration": served.generation}
     if batched:  # each operation answers for itself; the batch as a whole went through
-        response = JSONResponse([body for body, _ in answers], media_type=media_type)
+        response = _json([body for body, _ in answers], media_type)
     else:
-        body, request_error = answers[0]
-        status = 400 if request_error and media_type == GRAPHQL_RESPONSE else 200
-        response = JSONResponse(body, status_code=status, media_type=media_type)
+        body, status = answers[0]
+        response = _json(body, media_type, status=status if media_type == GRAPHQL_RESPONSE else 200)
     for cookie in cookies:
         cookie.apply(response)
     return response
 
 
-def _body(result: Any, generation: int) -> tuple[dict[str, Any], bool]:
-    """The JSON answer to one operation, and whether the request failed before execution."""
+async def _execute(schema: Any, params: dict[str, Any], context: RequestContext, *,
+                   safe: bool) -> tuple[dict[str, Any], int]:
+    """The GraphQL response to one operation, and its status under application/graphql-response+json:
+    200 once the operation ran (`data` present, perhaps null), else 400 for a request error or 500
+    when the server failed before execution."""
+    if not params["query"]:  # Strawberry takes an empty document for a missing parameter
+        return {"errors": [{"message": "the 'query' is empty: send the GraphQL document to run"}]}, 400
+    operations = _operation_count(params["query"], context.settings.max_tokens)
+    if operations > 1 and params["operationName"] is None:
+        # GraphQL's GetOperation() makes this a request error; Strawberry would run the first one
+        message = f"the document has {operations} operations: send 'operationName' to choose the one to run"
+        return {"errors": [{"message": message}]}, 400
+    try:
+        result = await schema.execute(params["query"], variable_values=params["variables"], context_value=context,
+                                      operation_name=params["operationName"],
+                                      allowed_operation_types={OperationType.QUERY} if safe else None)
+    except CannotGetOperationTypeError:
+        # e.g. an editor that still sends the name of an operation the document no longer has
+        message = (f"the document has no operation named {params['operationName']!r}" if params["operationName"]
+                   else "the document has no operation to run")
+        return {"errors": [{"message": message}]}, 400
+
     body: dict[str, Any] = {}
-    if result.errors:
-        body["errors"] = [error.formatted for error in result.errors]
-    request_error = result.data is None and bool(result.errors) and all(not e.path for e in result.errors)
+    errors = result.errors or []
+    if errors:
+        body["errors"] = [_client_error(error, context.request_id) for error in errors]
+    # Errors raised before execution (parsing, validation, variable coercion) have no path and
+    # leave no data; an operation that ran has data, null where a field error reached the root.
+    request_error = result.data is None and bool(errors) and not any(error.path for error in errors)
     if not request_error:
         body["data"] = result.data
-    body["extensions"] = {**(result.extensions or {}), "schemaGeneration": generation}
-    return body, request_error
+    if result.extensions:
+        body["extensions"] = dict(result.extensions)
+    status = 200 if not request_error else 500 if any(is_internal(error) for error in errors) else 400
+    return body, status
 
 
-def _response_media_type(request: Request) -> str:
-    accept = request.headers.get("accept", "")
-    return GRAPHQL_RESPONSE if GRAPHQL_RESPONSE in accept else JSON
+def _operation_count(query: str, max_tokens: int) -> int:
+    """How many operations the document holds (0 when it does not parse: the schema reports that).
+    The parse is the one the schema's RequestLimits caches, so the document is not parsed twice."""
+    try:
+        document = parse_within(query, max_tokens)
+    except GraphQLError:
+        return 0
+    return sum(isinstance(definition, OperationDefinitionNode) for definition in document.definitions)
+
+
+def _client_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
+    """The error as the client sees it. Errors in resolvers are masked by the schema already; a bug
+    before execution (in a schema extension) is not, so it is masked here: logged, never shown."""
+    if is_internal(error):
+        return {"message": internal_error_message(request_id),
+                "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}}
+    return error.formatted
+
+
+def _json(body: Any, media_type: str, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(body, status_code=status, headers=headers, media_type=f"{media_type}; charset=utf-8")
+
+
+def response_media_type(accept: str | None) -> str | None:
+    """The media type to answer in: of the two the server writes, the one the Accept header gives
+    the higher q-value, a type's q-value coming from the most specific range that names it (RFC 9110
+    §12.5.1); a tie goes to application/graphql-response+json. None when the header allows neither."""
+    if accept is None or not accept.strip():
+        return GRAPHQL_RESPONSE  # no Accept header: the specification's default since 2025-01-01
+    ranges = _media_ranges(accept)
+    best, best_q = None, 0.0
+    for media_type in (GRAPHQL_RESPONSE, JSON):
+        q = next((ranges[name] for name in (media_type, "application/*", "*/*") if name in ranges), 0.0)
+        if q > best_q:
+            best, best_q = media_type, q
+    return best
+
+
+def _media_ranges(accept: str) -> dict[str, float]:
+    """{media range: q-value} of an Accept header, leaving out ranges that ask for an encoding other
+    than UTF-8 (the only one the server writes) and those with a q-value that is not a number."""
+    ranges: dict[str, float] = {}
+    for item in accept.split(","):
+        media_range, parameters = _parse_media_type(item)
+        if not media_range or parameters.get("charset", "utf-8") not in UTF8:
+            continue
+        try:
+            q = float(parameters.get("q", "1"))
+        except ValueError:
+            continue
+        ranges[media_range] = max(q, ranges.get(media_range, 0.0))
+    return ranges
+
+
+def _parse_media_type(text: str) -> tuple[str, dict[str, str]]:
+    """'Application/JSON; Charset="UTF-8"' -> ('application/json', {'charset': 'utf-8'})."""
+    media_type, *parameters = text.split(";")
+    values = {}
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        values[name.strip().lower()] = value.strip().strip('"').lower()
+    return media_type.strip().lower(), values
 
 
 async def _read_operations(request: Request, max_batch: int) -> tuple[list[dict[str, Any]], bool]:
     """The operations to run, and whether they came as a batch (a JSON array of operations)."""
-    if request.method == "GET":
-        raw: dict[str, Any] = dict(request.query_params)
-        if "variables" in raw:
-            raw["variables"] = _json_field(raw["variables"], "variables")
-        if "extensions" in raw:
-            raw["extensions"] = _json_field(raw["extensions"], "extensions")
-    elif request.method == "POST":
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != JSON:
-            raise BadRequest("POST /graphql takes a JSON body: set Content-Type: application/json", status=415)
-        try:
-            raw = json.loads(await request.body())
-        except ValueError:
-            raise BadRequest("the request body is not valid JSON") from None
-    else:
-        raise BadRequest("use GET or POST", status=405, headers={"Allow": "GET, POST"})
+    if request.method == "POST":
+        raw = await _json_body(request)
+    else:  # GET or HEAD: the parameters are in the query string, variables and extensions as JSON
+        raw = dict(request.query_params)
+        for name in ("variables", "extensions"):
+            if name in raw:
+                raw[name] = _json_parameter(raw[name], name)
 
     if not isinstance(raw, list):
         return [_operation(raw)], False
@@ -157,24 +231,53 @@ async def _read_operations(request: Request, max_batch: int) -> tuple[list[dict[
     return [_operation(item, f"operation {number} of the batch: ") for number, item in enumerate(raw, 1)], True
 
 
+async def _json_body(request: Request) -> Any:
+    content_type, parameters = _parse_media_type(request.headers.get("content-type", ""))
+    if content_type != JSON:
+        raise BadRequest("POST /graphql takes a JSON body: set Content-Type: application/json", status=415)
+    charset = parameters.get("charset", "utf-8")  # the specification: no charset means UTF-8
+    if charset not in UTF8:
+        raise BadRequest(f"the body must be JSON in UTF-8, not {charset}: send Content-Type: application/json; "
+                         "charset=utf-8", status=415)
+    try:
+        text = (await request.body()).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the request body is not UTF-8: send JSON encoded in UTF-8") from None
+    return _json_text(text, "the request body is not valid JSON")
+
+
+def _json_parameter(text: str, name: str) -> Any:
+    return _json_text(text, f"the '{name}' query parameter is not valid JSON")
+
+
+def _json_text(text: str, message: str) -> Any:
+    try:
+        # NaN and Infinity are not JSON (Python's parser takes them, and no answer could hold them)
+        return json.loads(text, parse_constant=_not_json)
+    except ValueError:
+        raise BadRequest(message) from None
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
 def _operation(raw: Any, where: str = "") -> dict[str, Any]:
+    """One operation's parameters, checked for their types (null stands for an absent parameter)."""
     if not isinstance(raw, dict):
         raise BadRequest(f"{where}not a JSON object with a 'query'" if where
                          else "the request body must be a JSON object with a 'query', or an array of them")
     query = raw.get("query")
-    if not isinstance(query, str) or not query.strip():
+    if query is None:
         raise BadRequest(f"{where}the request has no 'query' string")
-    variables = raw.get("variables")
-    if variables is not None and not isinstance(variables, dict):
-        raise BadRequest(f"{where}'variables' must be a JSON object")
+    if not isinstance(query, str):
+        raise BadRequest(f"{where}'query' must be a string holding the GraphQL document")
+    for name in ("variables", "extensions"):
+        if raw.get(name) is not None and not isinstance(raw[name], dict):
+            raise BadRequest(f"{where}'{name}' must be a JSON object")
     operation_name = raw.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
         raise BadRequest(f"{where}'operationName' must be a string")
-    return {"query": query, "variables": variables, "operationName": operation_name}
-
-
-def _json_field(text: str, name: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        raise BadRequest(f"the '{name}' query parameter is not valid JSON") from None
+    # An empty operationName is the same as none (the specification says so for GET; no operation
+    # can be named "" in any request).
+    return {"query": query, "variables": raw.get("variables"), "operationName": operation_name or None}

@@ -54,8 +54,8 @@ async def playground(request: Request) -> HTMLResponse:
 
 
 def wants_playground(request: Request) -> bool:
-    """A browser navigating to GET /graphql: it accepts HTML and sends no operation."""
-    return (request.method == "GET" and "query" not in request.query_params
+    """A browser navigating to GET /graphql (or asking HEAD of it): it accepts HTML and sends no operation."""
+    return (request.method in ("GET", "HEAD") and "query" not in request.query_params
             and "text/html" in request.headers.get("accept", ""))
 
 
