@@ -69,13 +69,16 @@ class Server:
         self.token: str | None = None
 
     async def request(self, method: str, target: str = "/graphql", body: bytes | None = None,
-                      headers: dict[str, str] | None = None) -> Answer:
+                      headers: dict[str, str] | None = None, chunked: bool = False) -> Answer:
         headers = dict(headers or {})
         if self.token:
             headers.setdefault("Authorization", f"Bearer {self.token}")
         lines = [f"{method} {target} HTTP/1.1", f"Host: 127.0.0.1:{self.port}", "Connection: close"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
-        if body is not None:
+        if body is not None and chunked:  # no Content-Length: the size is known only at the end
+            lines.append("Transfer-Encoding: chunked")
+            body = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:1000], body[1000:]) if part) + b"0\r\n\r\n"
+        elif body is not None:
             lines.append(f"Content-Length: {len(body)}")
         reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
         try:
@@ -113,9 +116,9 @@ class Server:
 
 
 @contextlib.asynccontextmanager
-async def serving(database_url: str, plugins_dir: Path):
+async def serving(database_url: str, plugins_dir: Path, **settings: Any):
     """uvicorn serving create_app() on a port the system picks, in this test's event loop."""
-    app = create_app(Settings(database_url=database_url, plugins_dir=plugins_dir))
+    app = create_app(Settings(database_url=database_url, plugins_dir=plugins_dir, **settings))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     serve = asyncio.create_task(server.serve())
     while not server.started:
@@ -313,6 +316,25 @@ async def test_a_post_in_another_charset_or_without_json_writes_nothing(server):
     assert await server.count("routes") == 0
     typed = await server.request("POST", body=mutation.encode(), headers={"Content-Type": "application/json"})
     assert typed.status == 200 and await server.count("routes") == 1
+
+
+async def test_a_body_over_the_size_limit_is_413_and_writes_nothing(database_url: str, tmp_path: Path):
+    async with serving(database_url, tmp_path / "plugins", max_body_bytes=4000) as server:
+        await server.sign_in_as_admin()
+
+        def mutation(padding: int) -> bytes:
+            return json.dumps({"query": create_route("blog"), "extensions": {"pad": "x" * padding}}).encode()
+
+        declared = await server.request("POST", body=mutation(5000), headers={"Content-Type": "application/json"})
+        streamed = await server.request("POST", body=mutation(5000), headers={"Content-Type": "application/json"},
+                                        chunked=True)
+        for refused in (declared, streamed):
+            assert refused.status == 413
+            assert refused.error().startswith("the request body is larger than the server's limit of 4000 bytes")
+        assert await server.count("routes") == 0
+        within = await server.request("POST", body=mutation(3000), headers={"Content-Type": "application/json"},
+                                      chunked=True)
+        assert within.status == 200 and await server.count("routes") == 1
 
 
 # --- GET and HEAD ----------------------------------------------------------------------------

@@ -134,6 +134,9 @@ def test_limit_settings_read_from_the_environment():
     assert (settings.max_query_depth, settings.max_aliases, settings.max_tokens, settings.max_batch) == (8, 5, 900, 3)
     assert settings.production is True
     assert settings.cors_origins == ("https://admin.example.com", "https://shop.example.com")
+    more = Settings.from_env({"MODULA_MAX_BODY_BYTES": "4096", "MODULA_DEFAULT_PAGE_SIZE": "20",
+                              "MODULA_FOLLOW_INTERVAL": "0.5"})
+    assert (more.max_body_bytes, more.default_page_size, more.follow_interval) == (4096, 20, 0.5)
     defaults = Settings.from_env({})
     assert (defaults.max_query_depth, defaults.max_aliases, defaults.max_tokens, defaults.max_batch) == (12, 30, 5000, 10)
     assert (defaults.production, defaults.cors_origins) == (False, ())

@@ -27,6 +27,7 @@ class Settings:
     max_aliases: int = 30
     max_tokens: int = 5000  # lexical tokens (and, separately, comments) in one GraphQL document
     max_batch: int = 10  # operations in one batched POST (a JSON array)
+    max_body_bytes: int = 2 * 1024 * 1024  # a POST body larger than this is refused (413) unread
     # Production mode (`modula serve --production`): introspection and "Did you mean" suggestions
     # only for admins; internal errors are always masked, with a request id that is in the log.
     production: bool = False
@@ -57,7 +58,11 @@ class Settings:
             settings = replace(settings, session_ttl_seconds=int(env["MODULA_SESSION_TTL_SECONDS"]))
         if env.get("MODULA_SECURE_COOKIES"):  # behind a TLS-terminating proxy, set it to true
             settings = replace(settings, secure_cookies=env["MODULA_SECURE_COOKIES"].lower() in ("1", "true", "yes"))
-        for name in ("max_query_depth", "max_aliases", "max_tokens", "max_batch"):
+        if env.get("MODULA_DEFAULT_PAGE_SIZE"):
+            settings = replace(settings, default_page_size=int(env["MODULA_DEFAULT_PAGE_SIZE"]))
+        if env.get("MODULA_FOLLOW_INTERVAL"):
+            settings = replace(settings, follow_interval=float(env["MODULA_FOLLOW_INTERVAL"]))
+        for name in ("max_query_depth", "max_aliases", "max_tokens", "max_batch", "max_body_bytes"):
             if env.get(f"MODULA_{name.upper()}"):
                 settings = replace(settings, **{name: int(env[f"MODULA_{name.upper()}"])})
         if env.get("MODULA_PRODUCTION", "").lower() in ("1", "true", "yes"):

@@ -73,7 +73,7 @@ async def _answer(request: Request, request_id: str) -> Response:
                                              "accept one of them"}]}, JSON, status=406)
     state = request.app.state
     try:
-        operations, batched = await _read_operations(request, state.settings.max_batch)
+        operations, batched = await _read_operations(request, state.settings.max_batch, state.settings.max_body_bytes)
     except BadRequest as exc:
         return _json({"errors": [exc.error()]}, media_type, status=exc.status, headers=exc.headers)
 
@@ -211,10 +211,10 @@ def _parse_media_type(text: str) -> tuple[str, dict[str, str]]:
     return media_type.strip().lower(), values
 
 
-async def _read_operations(request: Request, max_batch: int) -> tuple[list[dict[str, Any]], bool]:
+async def _read_operations(request: Request, max_batch: int, max_body: int) -> tuple[list[dict[str, Any]], bool]:
     """The operations to run, and whether they came as a batch (a JSON array of operations)."""
     if request.method == "POST":
-        raw = await _json_body(request)
+        raw = await _json_body(request, max_body)
     else:  # GET or HEAD: the parameters are in the query string, variables and extensions as JSON
         raw = dict(request.query_params)
         for name in ("variables", "extensions"):
@@ -231,7 +231,7 @@ async def _read_operations(request: Request, max_batch: int) -> tuple[list[dict[
     return [_operation(item, f"operation {number} of the batch: ") for number, item in enumerate(raw, 1)], True
 
 
-async def _json_body(request: Request) -> Any:
+async def _json_body(request: Request, max_body: int) -> Any:
     content_type, parameters = _parse_media_type(request.headers.get("content-type", ""))
     if content_type != JSON:
         raise BadRequest("POST /graphql takes a JSON body: set Content-Type: application/json", status=415)
@@ -240,10 +240,27 @@ async def _json_body(request: Request) -> Any:
         raise BadRequest(f"the body must be JSON in UTF-8, not {charset}: send Content-Type: application/json; "
                          "charset=utf-8", status=415)
     try:
-        text = (await request.body()).decode("utf-8")
+        text = (await _body_within(request, max_body)).decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest("the request body is not UTF-8: send JSON encoded in UTF-8") from None
     return _json_text(text, "the request body is not valid JSON")
+
+
+async def _body_within(request: Request, max_body: int) -> bytes:
+    """The body, read only as far as the limit: a client cannot make the server hold more than
+    `max_body` bytes of it, whatever its Content-Length says (or does not say)."""
+    too_large = BadRequest(f"the request body is larger than the server's limit of {max_body} bytes "
+                           "(MODULA_MAX_BODY_BYTES): send a smaller document or fewer variables", status=413)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_body:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_body:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _json_parameter(text: str, name: str) -> Any:

@@ -1,5 +1,6 @@
-"""The README's tour works as written: its GraphQL blocks run in order against a fresh server that
-has loaded the bundled plugins, as an administrator, and leave the data the tour describes."""
+"""The README says what is true: its tour's GraphQL blocks run in order against a fresh server that
+has loaded the bundled plugins and leave the data the tour describes, and its configuration table
+names every environment variable the server reads."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 from modula_testing import GraphQLClient, running_app, token_client
 from test_plugins import BUNDLED
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 
 
 def tour_operations() -> list[str]:
@@ -56,3 +58,13 @@ async def test_every_graphql_block_of_the_tour_runs_in_order_without_errors(data
         async with GraphQLClient.for_app(app) as anonymous:
             assert len((await anonymous.data("{ shopProducts { name } }"))["shopProducts"]) == 2
             assert (await anonymous.execute("{ shopOrders { total } }"))["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+def test_every_environment_variable_the_server_reads_is_in_the_configuration_table():
+    source = (ROOT / "server" / "modula" / "config.py").read_text()
+    read = set(re.findall(r"MODULA_[A-Z_]+", source)) | {f"MODULA_{name.upper()}" for name in
+                                                         re.findall(r'"(max_[a-z_]+)"', source)}
+    text = README.read_text()
+    table = text[text.index("\n## Configuration"):text.index("\n## ", text.index("\n## Configuration") + 1)]
+    assert read, "no environment variables found in config.py"
+    assert sorted(name for name in read if name not in table) == []
