@@ -98,7 +98,7 @@ def test_every_command_and_subcommand_has_help_with_a_description(tmp_path):
     from modula.cli import build_parser
 
     paths = _command_paths(build_parser())
-    assert ("plugins", "install") in paths and ("users", "create") in paths and len(paths) > 13
+    assert ("content", "import") in paths and ("plugins", "install") in paths and len(paths) > 15
     for path in paths:
         result = _modula(*path, "--help", cwd=tmp_path)
         assert result.returncode == 0, (path, result.stderr)
@@ -296,6 +296,11 @@ def test_serve_with_an_unreachable_database_stops_with_one_line(tmp_path):
     result = _modula("serve", "--port", str(_free_port()), "--database-url", f"sqlite:///{tmp_path}/no/folder/x.db",
                      cwd=tmp_path)
     _assert_clear_error(result, "cannot open the SQLite database", "create the folder")
+
+
+def test_import_of_a_file_that_does_not_exist(tmp_path):
+    result = _modula("content", "import", "pages.jsonl", cwd=tmp_path)
+    _assert_clear_error(result, "import file pages.jsonl does not exist", "give the path of a JSON Lines file")
 
 
 def test_an_unexpected_error_says_how_to_see_the_traceback(tmp_path):

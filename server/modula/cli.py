@@ -1,4 +1,4 @@
-"""The `modula` command: serve, migrate, plugins, schema export, users.
+"""The `modula` command: serve, migrate, plugins, schema export, users, content import and export.
 
 Results go to stdout, progress and errors to stderr. An error is two lines, `modula: error: <what is
 wrong>` and `  fix: <what to do>`, with exit code 1; `--debug` (anywhere on the line) adds the traceback.
@@ -402,6 +402,54 @@ def cmd_users_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- content -----------------------------------------------------------------------------------
+
+def _import_text(path: str) -> str:
+    """The import file's text; `-` reads standard input (`modula content export | modula content import -`)."""
+    if path == "-":
+        return sys.stdin.read()
+    file = Path(path)
+    if not file.exists():
+        raise CommandError(f"import file {file} does not exist", "give the path of a JSON Lines file (one content node per line)")
+    if file.is_dir():
+        raise CommandError(f"{file} is a folder", "give the path of a JSON Lines file (one content node per line)")
+    try:
+        return file.read_text(encoding="utf-8-sig")  # -sig: a byte order mark some editors write is not JSON
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"{file} is not UTF-8 text (byte {exc.start} cannot be read)",
+                           "save the file as UTF-8 JSON Lines") from exc
+
+
+def cmd_content_import(args: argparse.Namespace) -> int:
+    from modula.cms.transfer import import_content, read_records
+
+    source = "standard input" if args.file == "-" else args.file
+    records = read_records(_import_text(args.file), source)
+
+    async def work(database, settings, progress):
+        async with database.session() as session:
+            with progress.counter("importing", len(records), "nodes") as counter:
+                return await import_content(session, records, source=source, advance=counter.advance)
+
+    created = _on_database(args, work)
+    print(f"imported {created} content node(s) from {source}")
+    return 0
+
+
+def cmd_content_export(args: argparse.Namespace) -> int:
+    import json
+
+    from modula.cms.transfer import export_content
+
+    async def work(database, settings, progress):
+        async with database.session() as session:
+            return await export_content(session)
+
+    for record in _on_database(args, work):
+        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return 0
+
+
 # --- the parser --------------------------------------------------------------------------------
 
 DESCRIPTION = """\
@@ -414,8 +462,33 @@ one line plus a line saying how to fix it; --debug, anywhere on the line, adds t
 examples:
   modula serve --port 8000
   modula plugins install ./plugins-src/shop
+  modula content import pages.jsonl --database-url postgresql://cms@db.example/cms
   modula COMMAND --help
 """
+
+IMPORT_DESCRIPTION = """\
+Create content nodes from a JSON Lines file, one node per line (a file holding one JSON array of
+such objects works too). All or nothing: every line is checked, then all nodes are written in one
+transaction; a bad line is reported by number and field, and nothing is imported.
+
+A line:
+  {"ref": "home", "route": "site", "datatype": "Page", "status": "published",
+   "fields": {"Title": "Welcome", "Views": 3, "Meta": {"tags": ["a"]}}}
+  {"ref": "about", "parent": "home", "route": "site", "datatype": "Page", "fields": {"Title": "About"}}
+
+  route     the route's slug (or its id)               datatype  the datatype's label (or its id)
+  fields    field label -> value (JSON: text, numbers, true/false, any JSON for json fields;
+            a content field takes {"ref": "..."} naming another line, or a node's id)
+  status    published (default) or draft               ref       a name other lines can use
+  parent    the ref of an earlier line (or the id of a node already in the database)
+
+Routes and datatypes must exist already; the import creates content only.
+
+example:
+  modula content export --database-url sqlite:///old.db > site.jsonl
+  modula content import site.jsonl --database-url postgresql://cms@db.example/cms
+"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
@@ -514,6 +587,17 @@ def build_parser() -> argparse.ArgumentParser:
     command(user_commands, "list", "list users and their roles", "List users with their email and roles.",
             cmd_users_list, [database])
 
+    content = command(commands, "content", "import and export content nodes (JSON Lines)",
+                      "Import and export content nodes as JSON Lines: one node per line, routes by slug,\n"
+                      "datatypes and fields by label. See `modula content import --help` for the format.")
+    content_commands = content.add_subparsers(dest="content_command", required=True, metavar="SUBCOMMAND")
+    import_ = command(content_commands, "import", "create content nodes from a JSON Lines file, all or nothing",
+                      IMPORT_DESCRIPTION, cmd_content_import, [database])
+    import_.add_argument("file", metavar="FILE", help="a JSON Lines file (.jsonl) or a JSON array file; - reads standard input")
+    command(content_commands, "export", "print every content node as JSON Lines",
+            "Print every content node to stdout in the format `modula content import` reads: parents\n"
+            "before children, siblings in order, each node's ref its id.\n\n"
+            "example:\n  modula content export > site.jsonl", cmd_content_export, [database])
     return parser
 
 
