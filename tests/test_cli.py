@@ -251,6 +251,17 @@ def test_install_of_a_plugin_with_a_lua_syntax_error_names_file_and_line_and_kee
     assert (tmp_path / "plugins" / "notes" / "init.lua").read_text() == "-- nothing yet\n"  # v1 is still installed
 
 
+def test_install_of_a_plugin_whose_graphql_does_not_build_keeps_folder_and_registry_in_step(tmp_path):
+    _plugin(tmp_path / "src", "notes", {"name": "notes", "version": "1.0.0"},
+            'plugin.query{ name = "notesThing", returns = "Nope!", handler = function() end }\n')
+    result = _modula("plugins", "install", "src/notes", cwd=tmp_path)
+    _assert_clear_error(result, "notesThing: unknown output type Nope (its tables are in place)",
+                        "correct init.lua in the plugins directory, then `modula plugins reload notes`")
+    assert (tmp_path / "plugins" / "notes" / "init.lua").is_file()  # installed, so its folder is where serve looks
+    listed = _modula("plugins", "list", cwd=tmp_path)
+    assert "notes            1.0.0      enabled" in listed.stdout, listed.stdout
+
+
 def test_install_reports_each_step_on_stderr_and_the_result_on_stdout(tmp_path):
     result = _modula("plugins", "install", str(SHOP), cwd=tmp_path)
     assert result.returncode == 0, result.stderr

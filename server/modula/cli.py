@@ -218,34 +218,38 @@ def _plugin_folder(path: str) -> Path:
 
 
 async def _install(host, folder: Path, shown: Path, progress: Progress):
-    """Install (or reinstall) the plugin in `folder`, reporting each step, then check that the
-    GraphQL schema builds with it, as the server will."""
+    """Install (or reinstall) the plugin in `folder`, reporting each step."""
     from modula.cli_errors import plugin_problem
     from modula.plugins.errors import PluginError
-    from modula.schema.builder import build, build_schema
 
     try:
-        plugin = await host.install(folder, progress=progress.step)
+        return await host.install(folder, progress=progress.step)
     except PluginError as exc:
         raise plugin_problem(exc, shown) from exc
+
+
+def _check_schema(host, plugin, shown: Path, progress: Progress) -> None:
+    """Build the GraphQL schema with the plugin, as the server will, and say what it adds."""
+    from modula.schema.builder import build, build_schema
+
     result = build([plugin], host)
     if plugin.name in result.failures:
         raise CommandError(f"{shown / 'init.lua'}: {result.failures[plugin.name]} (its tables are in place)",
-                           f"correct init.lua, then `modula plugins reload {plugin.name}`")
+                           f"correct init.lua in the plugins directory, then `modula plugins reload {plugin.name}`")
     core, extended = build_schema()._schema, result.schema._schema
     new_types = sum(1 for name in extended.type_map if name not in core.type_map and not name.startswith("__"))
     new_roots = sum(len(getattr(extended, root).fields) - len(getattr(core, root).fields)
                     for root in ("query_type", "mutation_type"))
     progress.step(f"schema checked: {new_types} type(s) and {new_roots} root field(s) added")
-    return plugin
 
 
 def cmd_plugins_install(args: argparse.Namespace) -> int:
     source = _plugin_folder(args.path)
 
     async def work(host, settings, progress):
-        # Install from the source first and copy it into the plugins directory only once that
-        # worked: a failed install leaves the folder of the version already there untouched.
+        # Install from the source, and copy it into the plugins directory only once its tables and
+        # registry row are in place: a failed install leaves the folder of the installed version
+        # alone. From then on folder and registry must agree, whatever the schema check says.
         plugin = await _install(host, source.resolve(), source, progress)
         target = settings.plugins_dir.resolve() / plugin.name
         if source.resolve() != target:
@@ -257,6 +261,7 @@ def cmd_plugins_install(args: argparse.Namespace) -> int:
                 raise CommandError(f"installed {plugin.name}, but could not copy it to {target}: {exc.strerror}",
                                    "make the plugins directory writable (or choose another with --plugins-dir) "
                                    "and install again") from exc
+        _check_schema(host, plugin, target, progress)
         print(f"installed {plugin.name} {plugin.manifest.version}: tables {', '.join(plugin.tables) or '(none)'}")
         return 0
 
@@ -283,6 +288,7 @@ def cmd_plugins_reload(args: argparse.Namespace) -> int:
                                "install it again from its source with `modula plugins install PATH`, "
                                "or point --plugins-dir at the folder that holds it")
         plugin = await _install(host, folder, folder, progress)
+        _check_schema(host, plugin, folder, progress)
         print(f"reloaded {plugin.name} {plugin.manifest.version}")
         return 0
 
