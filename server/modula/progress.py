@@ -3,6 +3,7 @@ a bar that rewrites itself on a terminal (tqdm), plain lines at a steady rate in
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import TextIO
@@ -66,7 +67,10 @@ class _BarCounter(Counter):
         from tqdm import tqdm
 
         super().__init__(label, total, unit)
-        self._bar = tqdm(total=total, desc=label, unit=f" {unit}", file=stream, leave=True, dynamic_ncols=True)
+        width = _columns(stream)
+        # A terminal that reports no size (0x0, as under `script`) would get a bar of width 0.
+        self._bar = tqdm(total=total, desc=label, unit=f" {unit}", file=stream, leave=True,
+                         ncols=None if width else 80, nrows=None if width else 24, dynamic_ncols=bool(width))
 
     def advance(self, n: int = 1) -> None:
         super().advance(n)
@@ -74,6 +78,13 @@ class _BarCounter(Counter):
 
     def close(self, *, failed: bool = False) -> None:
         self._bar.close()
+
+
+def _columns(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):  # not a real terminal (io.UnsupportedOperation is an OSError)
+        return 0
 
 
 class _LogCounter(Counter):
