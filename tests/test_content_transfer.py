@@ -163,6 +163,7 @@ async def test_names_that_do_not_resolve_are_reported_with_their_line_and_fix(da
         {"route": "blog", "datatype": "Article", "state": "draft", "fields": {"Title": "x"}},
         {"route": "blog", "datatype": "Article", "status": "archived", "fields": {"Title": "x"}},
         ["not", "an", "object"],
+        {"ref": 7, "route": "blog", "datatype": "Article", "fields": {"Title": "x", "title": "y", "Related": {"ref": "gone"}}},
     ]
     database = Database(database_url)
     await database.connect()
@@ -186,8 +187,12 @@ async def test_names_that_do_not_resolve_are_reported_with_their_line_and_fix(da
         ("line 8", "unknown key 'state'; a line has ref, route, datatype, status, parent, fields", None),
         ("line 9", "'status' must be one of draft, published, got 'archived'", None),
         ("line 10", "expected a JSON object such as {\"route\": ..., \"datatype\": ..., \"fields\": {...}}, got list", None),
+        ("line 11", "'ref' must be a non-empty string such as \"home\" that other lines can name, got 7", None),
+        ("line 11", "field 'title' is given twice (also as 'Title')", None),
+        ("line 11", "field 'Related': 'gone' is not the ref of any line", None),
     ]
-    assert str(failed.value).startswith("line 1: route 'news' does not exist (and 8 more problem(s), at lines 2, 3, 4")
+    assert str(failed.value).startswith("line 1: route 'news' does not exist (and 11 more problem(s), at lines 2, 3, 4")
+    assert str(failed.value).endswith("at lines 2, 3, 4, 5, 7, 8, 9, 10, 11)")
     assert count == 0
 
 

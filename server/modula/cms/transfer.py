@@ -190,8 +190,6 @@ def _resolve(records: list[Record], catalog: _Catalog) -> tuple[list[_Node], lis
     duplicates: dict[int, LineProblem] = {}
     for index, record in enumerate(records):
         ref = record.data.get("ref") if isinstance(record.data, dict) else None
-        if isinstance(ref, int) and not isinstance(ref, bool):
-            ref = str(ref)
         if isinstance(ref, str) and ref:
             if ref in defined:
                 duplicates[index] = _problem(f"ref {ref!r} is already used by {defined[ref][1]}")
@@ -217,8 +215,9 @@ def _resolve_one(record: Record, index: int, catalog: _Catalog, defined: dict, p
     if unknown:
         problems.append(_problem(f"unknown key {unknown[0]!r}; a line has {', '.join(KEYS)}"))
     ref = data.get("ref")
-    if ref is not None and not (isinstance(ref, str) and ref) and not (isinstance(ref, int) and not isinstance(ref, bool)):
-        problems.append(_problem("'ref' must be a non-empty string that later lines can name"))
+    if ref is not None and not (isinstance(ref, str) and ref):
+        # Not a number: a number as `parent` names a node already in the database.
+        problems.append(_problem(f"'ref' must be a non-empty string such as \"home\" that other lines can name, got {ref!r}"))
     if "route" not in data or "datatype" not in data:
         problems.append(_problem("'route' (a slug) and 'datatype' (a label) are required"))
         return None
@@ -247,13 +246,18 @@ def _resolve_one(record: Record, index: int, catalog: _Catalog, defined: dict, p
         return None
     if route_id is None or datatype_id is None:
         return None
-    node = _Node(record.where, str(ref) if ref is not None else None, route_id, datatype_id, status, parent)
+    node = _Node(record.where, ref if isinstance(ref, str) else None, route_id, datatype_id, status, parent)
+    keys_by_field: dict[int, str] = {}
     for key, raw in values.items():
         row = catalog.field(datatype_id, key)
         if row is None:
             labels = ", ".join(f["label"] for f in catalog.fields.get(datatype_id, [])) or "none"
             problems.append(_problem(f"field {key!r}: datatype {catalog.datatypes[datatype_id]['label']!r} has no such field (its fields: {labels})"))
             continue
+        if row["id"] in keys_by_field:  # labels match regardless of case: "Title" and "title" are one field
+            problems.append(_problem(f"field {key!r} is given twice (also as {keys_by_field[row['id']]!r})"))
+            continue
+        keys_by_field[row["id"]] = key
         try:
             value = _field_text(row, raw)
         except InvalidValue as exc:
