@@ -50,11 +50,13 @@ def test_a_new_plugin_passes_its_check(tmp_path):
     assert "notesSearch(text: String!): [NotesItem!]" in result.stdout
 
 
-def test_new_refuses_invalid_names_in_one_line(tmp_path):
+def test_new_refuses_invalid_names_with_the_rule_as_the_fix(tmp_path):
     for name in ("Notes", "1notes", "my-notes", "n" * 32):
         result = _modula("plugins", "new", name, cwd=tmp_path)
         assert result.returncode == 1
-        assert result.stderr.count("\n") == 1 and result.stderr.startswith("modula: error: invalid plugin name"), result.stderr
+        error, fix = result.stderr.splitlines()
+        assert error == f"modula: error: invalid plugin name {name!r}", result.stderr
+        assert fix.startswith("  fix: use lower-case letters, digits and _, starting with a letter")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -63,7 +65,8 @@ def test_new_refuses_an_existing_folder_and_leaves_it_alone(tmp_path):
     (tmp_path / "notes" / "mine.txt").write_text("keep me")
     result = _modula("plugins", "new", "notes", cwd=tmp_path)
     assert result.returncode == 1
-    assert result.stderr.count("\n") == 1 and "already exists" in result.stderr
+    assert result.stderr.splitlines() == [f"modula: error: {Path('notes')} already exists",
+                                          "  fix: choose another name, or another folder with --dir"]
     assert [p.name for p in (tmp_path / "notes").iterdir()] == ["mine.txt"]
 
 

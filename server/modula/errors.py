@@ -29,6 +29,7 @@ class ModulaError(Exception):
     def __init__(self, code: str, message: str, path: Sequence[str | int] = ()) -> None:
         self.code = code
         self.path: InputPath = tuple(path)
+        self.reason = message  # without the path, for callers that name the input their own way
         self.message = f"{format_path(self.path)}: {message}" if self.path else message
         super().__init__(self.message)
 
@@ -78,3 +79,12 @@ class Problems:
 
 def not_found(what: str, ident: Any, path: Sequence[str | int] = ()) -> ModulaError:
     return ModulaError("NOT_FOUND", f"{what} {ident} does not exist", path)
+
+
+class CommandError(ModulaError):
+    """A failure of a `modula` command, told the way the command line shows it: what is wrong, and
+    what the user can do about it (`modula: error: <message>` then `  fix: <fix>`)."""
+
+    def __init__(self, message: str, fix: str, *, code: str = "COMMAND_FAILED") -> None:
+        super().__init__(code, message)
+        self.fix = fix

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,14 +82,19 @@ class PluginHost:
             changed = True
         return changed
 
-    async def install(self, folder: Path) -> LoadedPlugin:
-        """Load the plugin in `folder` and create or upgrade its tables; all or nothing."""
+    async def install(self, folder: Path, *, progress: Callable[[str], None] | None = None) -> LoadedPlugin:
+        """Load the plugin in `folder` and create or upgrade its tables; all or nothing.
+        `progress(step)` hears of each step done (the CLI shows them)."""
+        step = progress or (lambda message: None)
         manifest = read_manifest(folder)
+        step(f"manifest read: {manifest.name} {manifest.version}")
         await self._check_namespace(manifest.name)
         runtime = PluginRuntime(manifest.name, limits=self.limits, http_hosts=list(manifest.http_hosts))
         try:
             declarations = _declare(manifest, runtime)
             _check_hooks(manifest.name, declarations)
+            step(f"init.lua loaded: {len(declarations.tables)} table(s), {len(declarations.operations)} operation(s), "
+                 f"{len(declarations.hooks)} hook(s)")
             prefix = manifest.name + "_"
             live = await reflect_tables(self.database.url, prefix=prefix)
             metadata = tables.declared_tables(manifest.name, declarations.tables, live)
@@ -106,7 +111,11 @@ class PluginHost:
                     await confinement.provision_plugin_role(session, _grant(manifest, own_tables, self.limits), own_tables)
             if not plan.empty:
                 log.info("plugin %s %s: %s", manifest.name, manifest.version, ", ".join(plan.describe()))
+            upgraded = {table.name for table, _ in plan.new_columns} | {index.table.name for index in plan.new_indexes}
+            step(f"tables: {len(plan.new_tables)} created, {len(upgraded)} upgraded ({', '.join(plan.describe())})"
+                 if not plan.empty else "tables: already up to date")
             specs = await reflect_tables(self.database.url, prefix=prefix)
+            step(f"introspected: {len(specs)} table(s), {sum(len(spec.columns) for spec in specs.values())} column(s)")
         except PluginError:
             runtime.close()
             raise
@@ -130,9 +139,9 @@ class PluginHost:
                 raise PluginError(name, f"its tables ({name}_*) would overlap those of the installed plugin {other} "
                                         f"({other}_*): choose another name", code="PLUGIN_LOAD_FAILED")
 
-    async def reload(self, name: str, plugins_dir: Path) -> LoadedPlugin:
+    async def reload(self, name: str, plugins_dir: Path, *, progress: Callable[[str], None] | None = None) -> LoadedPlugin:
         folder = self.loaded[name].manifest.folder if name in self.loaded else plugins_dir / name
-        return await self.install(folder)
+        return await self.install(folder, progress=progress)
 
     async def unload(self, name: str) -> None:
         """Stop serving the plugin, here and (through the registry) in every process sharing the

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from modula.db.names import PLUGIN_NAME
+from modula.errors import CommandError
 from modula.schema.naming import camel, table_names
 
 MANIFEST = """{{
@@ -69,14 +70,14 @@ async def test_an_item_with_negative_quantity_is_refused(modula_plugin):
 
 
 def scaffold(name: str, directory: Path) -> Path:
-    """Write the plugin `name` into `directory/name`; returns the folder. Raises ValueError with one
-    line a user can act on when the name is invalid or the folder exists."""
+    """Write the plugin `name` into `directory/name`; returns the folder. Raises CommandError (what is
+    wrong, and the fix) when the name is invalid or the folder exists."""
     if not PLUGIN_NAME.match(name):
-        raise ValueError(f"invalid plugin name {name!r}: use lower-case letters, digits and _, starting with a letter, "
-                         "at most 31 characters (such as my_plugin)")
+        raise CommandError(f"invalid plugin name {name!r}",
+                           "use lower-case letters, digits and _, starting with a letter, at most 31 characters (such as my_plugin)")
     folder = directory / name
     if folder.exists():
-        raise ValueError(f"{folder} already exists: choose another name or --dir")
+        raise CommandError(f"{folder} already exists", "choose another name, or another folder with --dir")
     table = f"{name}_items"
     names = table_names(table)
     values = {"name": name, "table": table, "type": names.type, "search": camel(name) + "Search",
