@@ -46,12 +46,14 @@ WALL_CLOCK = Limits(instructions=10**15, memory_bytes=16 * 1024 * 1024, seconds=
 ROOMY_CLOCK = Limits(instructions=10_000_000, memory_bytes=16 * 1024 * 1024, seconds=3.0)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def young_heap():
-    """Hide the objects earlier tests left from the garbage collector during each attack. The
-    attacks that build many Python objects are the likeliest to trigger a full collection, which
-    in a process that has run hundreds of tests walks their whole heap: over a second, charged
-    to whichever attack is running (seen as 1.5 s for a 0.5 s budget under CI load)."""
+    """Hide the objects earlier test modules left from the garbage collector while these attacks
+    run. The attacks that build many Python objects are the likeliest to trigger a full
+    collection, which in a process that has run hundreds of tests walks their whole heap: a
+    pause charged to whichever attack is running (seen as 1.5 s for a 0.5 s budget under CI
+    load). Once per module: unfreezing sends everything back to the oldest generation, and doing
+    that per test made each test pay for a full collection."""
     gc.freeze()
     yield
     gc.unfreeze()

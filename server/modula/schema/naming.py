@@ -13,9 +13,14 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-import inflect
 
-_inflect = inflect.engine()
+@functools.cache
+def _english():
+    """inflect's engine, made on first use: importing inflect takes about 2 s (typeguard
+    instruments it), which commands and servers that never name a table should not pay."""
+    import inflect
+
+    return inflect.engine()
 
 
 def camel(snake: str) -> str:
@@ -31,7 +36,7 @@ def pascal(snake: str) -> str:
 def singular(table: str) -> str:
     """`shop_product_attributes` -> `shop_product_attribute` (only the last word changes)."""
     head, _, last = table.rpartition("_")
-    one = _inflect.singular_noun(last) or last
+    one = _english().singular_noun(last) or last
     return f"{head}_{one}" if head else one
 
 
