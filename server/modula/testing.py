@@ -16,7 +16,12 @@ from modula.config import Settings
 
 @contextlib.asynccontextmanager
 async def running_app(database_url: str, *, plugins_dir: Path | None = None, **settings: Any):
-    """The application with its lifespan running (database connected and migrated)."""
+    """The application with its lifespan running (database connected and migrated).
+
+    It does not poll for other processes' plugin changes unless `follow_interval` is given: a
+    test has no other process to follow, and the poll's statement would land at random in tests
+    that count the statements of a request."""
+    settings.setdefault("follow_interval", 3600.0)
     app = create_app(Settings(database_url=database_url, plugins_dir=plugins_dir or Path("plugins"), **settings))
     async with app.router.lifespan_context(app):
         yield app
