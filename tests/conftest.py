@@ -6,8 +6,11 @@ database, dropped afterwards). Without it they are skipped on a developer machin
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -26,13 +29,59 @@ def dialect(request) -> str:
     return request.param
 
 
+def _run(coroutine):
+    """Run a coroutine to its end from a session fixture, which may be set up while a test's event
+    loop is running (hence its own thread and loop)."""
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
+
+
+async def _migrate(url: str) -> None:
+    from modula.db.connection import Database
+    from modula.db.migrations import migrate
+
+    database = Database(url)
+    await database.connect()
+    try:
+        async with database.session() as session:
+            await migrate(session)
+    finally:
+        await database.disconnect()
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory) -> Path:
+    """A migrated SQLite file that each test's database starts as a copy of: migrating anew for
+    every test cost about 0.1 s each."""
+    path = tmp_path_factory.mktemp("template") / "modula.db"
+    _run(_migrate(f"sqlite:///{path}"))
+    assert not path.with_name("modula.db-wal").exists(), "the template's WAL was not checkpointed on close"
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres():
+    """The name of a migrated PostgreSQL database that each test's database is created from
+    (CREATE DATABASE ... TEMPLATE): about 0.2 s less per test than migrating an empty one."""
+    name = f"modula_template_{uuid.uuid4().hex[:12]}"
+    url = _run(create_test_database(POSTGRES_URL, name))
+    try:
+        _run(_migrate(url))
+        yield name
+    finally:
+        _run(drop_test_database(POSTGRES_URL, name))
+
+
 @pytest.fixture
-async def database_url(dialect: str, tmp_path: Path):
+async def database_url(dialect: str, tmp_path: Path, request):
+    """A database of the test's own, already migrated (a copy of a migrated template)."""
     if dialect == "sqlite":
-        yield f"sqlite:///{tmp_path / 'modula.db'}"
+        path = tmp_path / "modula.db"
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), path)
+        yield f"sqlite:///{path}"
         return
     name = f"modula_test_{uuid.uuid4().hex[:12]}"
-    url = await create_test_database(POSTGRES_URL, name)
+    url = await create_test_database(POSTGRES_URL, name, template=request.getfixturevalue("migrated_postgres"))
     try:
         yield url
     finally:

@@ -10,11 +10,11 @@ from modula.testing import (TEST_PASSWORD, GraphQLClient, admin_client, create_t
                             signed_in_client, token_client)
 
 
-async def create_test_database(admin_url: str, name: str) -> str:
-    """Create an empty PostgreSQL database `name`; returns its URL."""
+async def create_test_database(admin_url: str, name: str, *, template: str | None = None) -> str:
+    """Create PostgreSQL database `name`, empty or as a copy of database `template`; returns its URL."""
     connection = await asyncpg.connect(admin_url)
     try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
+        await connection.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     finally:
         await connection.close()
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)

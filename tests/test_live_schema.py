@@ -355,7 +355,8 @@ plugin.field{{type = "CounterItem", name = "label", returns = "String!",
 """
 
 
-async def test_twenty_reloads_under_eight_busy_clients_fail_no_request(admin, tmp_path):
+async def test_ten_reloads_under_eight_busy_clients_fail_no_request(admin, tmp_path):
+    # Ten swaps while requests overlap them (twenty ran with no failure too, at twice the time).
     folder = write_plugin(plugins_dir(tmp_path), "counter", counter_plugin(0))
     await swap(admin, "loadPlugin", "counter")
     await admin.data('mutation { insertCounterItems(objects: [{title: "a"}, {title: "b"}]) { affectedRows } }')
@@ -384,7 +385,7 @@ async def test_twenty_reloads_under_eight_busy_clients_fail_no_request(admin, tm
     clients = [asyncio.create_task(busy_client()) for _ in range(8)]
     try:
         generations = []
-        for version in range(1, 21):
+        for version in range(1, 11):
             (folder / "init.lua").write_text(counter_plugin(version))
             swapped = await swap(admin, "reloadPlugin", "counter")
             assert swapped["failures"] == [] and swapped["loadedPlugins"] == ["counter"]
@@ -393,8 +394,8 @@ async def test_twenty_reloads_under_eight_busy_clients_fail_no_request(admin, tm
         reloading = False
         results = await asyncio.gather(*clients)
 
-    assert generations == sorted(set(generations)) and len(generations) == 20
-    assert await admin.data("{ counterVersion }") == {"counterVersion": 20}
+    assert generations == sorted(set(generations)) and len(generations) == 10
+    assert await admin.data("{ counterVersion }") == {"counterVersion": 10}
     for seen in results:
         assert len(seen) > 0
         assert seen == sorted(seen), "a admin saw the schema generation or plugin version go back"
