@@ -8,7 +8,9 @@ and Lua-declared fields, and what the database holds.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -470,3 +472,17 @@ async def test_serve_watch_reloads_a_plugin_when_its_files_change(database_url, 
         (plugins_dir(tmp_path) / "notes" / "init.lua").write_text(NOTES_V2)
         await eventually(lambda: asyncio.sleep(0, "notesLatest" in sdl(app)), timeout=10)
         assert generation(app) > before
+
+
+async def test_a_swapped_out_schema_is_freed_once_no_request_holds_it(admin, tmp_path):
+    # Validation results are cached per schema; a process-wide cache keyed by schema kept every
+    # retired generation (and its plugins' types) alive.
+    write_plugin(plugins_dir(tmp_path), "counter", counter_plugin(1))
+    await swap(admin, "loadPlugin", "counter")
+    await admin.data("{ counterItems { itemId } counterVersion }")  # validated (and cached) on this schema
+    retired = weakref.ref(admin.app.state.live_schema.current.schema)
+    (plugins_dir(tmp_path) / "counter" / "init.lua").write_text(counter_plugin(2))
+    await swap(admin, "reloadPlugin", "counter")
+    await admin.data("{ counterItems { itemId } counterVersion }")
+    gc.collect()
+    assert retired() is None, [type(r).__qualname__ for r in gc.get_referrers(retired())]
