@@ -111,8 +111,10 @@ async def reflect_tables(url: str, names: list[str] | None = None, *, prefix: st
                 existing = inspector.get_table_names()
                 wanted = [n for n in existing if (names is None or n in names) and (prefix is None or n.startswith(prefix))]
                 metadata = sa.MetaData()
-                metadata.reflect(sync_connection, only=wanted, resolve_fks=False)
-                return {name: _spec(metadata.tables[name], inspector) for name in wanted}
+                # One table at a time: MetaData.reflect(only=...) costs in proportion to every table
+                # in the database on SQLite, so installs slowed down as plugins accumulated.
+                reflected = [sa.Table(name, metadata, autoload_with=sync_connection, resolve_fks=False) for name in wanted]
+                return {table.name: _spec(table, inspector) for table in reflected}
 
             return await connection.run_sync(reflect)
     finally:
