@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from modula_testing import GraphQLClient, create_test_database, drop_test_database, running_app, token_client
+from modula_testing import GraphQLClient, create_test_database, drop_test_database, migrated_session, running_app, token_client
 
 POSTGRES_URL = os.environ.get("MODULA_TEST_POSTGRES_URL")
 
@@ -37,16 +37,8 @@ def _run(coroutine):
 
 
 async def _migrate(url: str) -> None:
-    from modula.db.connection import Database
-    from modula.db.migrations import migrate
-
-    database = Database(url)
-    await database.connect()
-    try:
-        async with database.session() as session:
-            await migrate(session)
-    finally:
-        await database.disconnect()
+    async with migrated_session(url):
+        pass
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,14 @@ package, where plugin authors get them too) a running app, a GraphQL client and 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from modula.db.connection import Database, Session
+from modula.db.migrations import migrate
 from modula.testing import (TEST_PASSWORD, GraphQLClient, admin_client, create_test_user, running_app,  # noqa: F401
                             signed_in_client, token_client)
 
@@ -33,3 +38,17 @@ async def drop_test_database(admin_url: str, name: str) -> None:
             await connection.execute(f"DROP ROLE IF EXISTS {quote_ident(role['rolname'])}")
     finally:
         await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def migrated_session(url: str) -> AsyncIterator[Session]:
+    """A session on the database at `url`, migrated first, for arranging or checking rows outside
+    a running app; the connection closes when the block ends."""
+    database = Database(url)
+    await database.connect()
+    try:
+        async with database.session() as session:
+            await migrate(session)
+            yield session
+    finally:
+        await database.disconnect()

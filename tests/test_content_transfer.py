@@ -19,8 +19,7 @@ from modula.cms.datatypes import NewField
 from modula.cms.transfer import ImportFailed, import_content, read_records
 from modula.db import core_tables as t
 from modula.db.connection import Database
-from modula.db.migrations import migrate
-from modula_testing import create_test_database, drop_test_database
+from modula_testing import create_test_database, drop_test_database, migrated_session
 
 ARTICLE = [
     NewField("Title", "text", required=True),
@@ -48,29 +47,18 @@ def _jsonl(path: Path, *records: dict) -> Path:
 
 async def _prepare(url: str) -> dict:
     """Migrate, and create what an import names: routes blog and site, datatypes Article and Page."""
-    database = Database(url)
-    await database.connect()
-    try:
-        async with database.session() as session:
-            await migrate(session)
-            for slug in ("blog", "site"):
-                await routes.create_route(session, slug=slug, title=slug.title(), site_id=None)
-            article = await datatypes.create_datatype(session, label="Article", type="article", new_fields=ARTICLE)
-            await datatypes.create_datatype(session, label="Page", type="page", new_fields=[NewField("Title", "text")])
-            fields = await datatypes.fields_of_datatypes(session, [article["id"]])
-        return {"article": article["id"], "fields": {row["label"]: row["id"] for row in fields}}
-    finally:
-        await database.disconnect()
+    async with migrated_session(url) as session:
+        for slug in ("blog", "site"):
+            await routes.create_route(session, slug=slug, title=slug.title(), site_id=None)
+        article = await datatypes.create_datatype(session, label="Article", type="article", new_fields=ARTICLE)
+        await datatypes.create_datatype(session, label="Page", type="page", new_fields=[NewField("Title", "text")])
+        fields = await datatypes.fields_of_datatypes(session, [article["id"]])
+    return {"article": article["id"], "fields": {row["label"]: row["id"] for row in fields}}
 
 
 async def _query(url: str, statement) -> list[dict]:
-    database = Database(url)
-    await database.connect()
-    try:
-        async with database.session() as session:
-            return await session.fetch_all(statement)
-    finally:
-        await database.disconnect()
+    async with migrated_session(url) as session:
+        return await session.fetch_all(statement)
 
 
 async def _counts(url: str) -> tuple[int, int]:

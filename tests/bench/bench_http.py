@@ -37,7 +37,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: modula_testing
 
-from modula_testing import create_test_database, drop_test_database  # noqa: E402
+from modula_testing import create_test_database, drop_test_database, migrated_session  # noqa: E402
 
 CLIENTS = 8
 SMALL_QUERY = "{ routes { id slug } }"
@@ -78,20 +78,11 @@ async def admin_token(database_url: str) -> str:
     """A service account's API token, made directly in the database before the server starts."""
     from modula.auth.tokens import create_token
     from modula.auth.users import create_user
-    from modula.db.connection import Database
-    from modula.db.migrations import migrate
 
-    database = Database(database_url)
-    await database.connect()
-    try:
-        async with database.session() as session:
-            await migrate(session)
-            user = await create_user(session, username="bench", email="bench@example.com", password=None,
-                                     roles=["admin"])
-            secret, _ = await create_token(session, user["id"], name="bench")
-            return secret
-    finally:
-        await database.disconnect()
+    async with migrated_session(database_url) as session:
+        user = await create_user(session, username="bench", email="bench@example.com", password=None, roles=["admin"])
+        secret, _ = await create_token(session, user["id"], name="bench")
+    return secret
 
 
 def percentile(values: list[float], fraction: float) -> float:
