@@ -36,6 +36,10 @@ class Settings:
     # origin but never with credentials: a browser then sends no cookie, so a page elsewhere
     # cannot act as the signed-in user.
     cors_origins: tuple[str, ...] = ()
+    # Database connections held open by each process: None is 4 on SQLite, 10 on PostgreSQL. A
+    # plugin's role has its own pool on PostgreSQL, of `plugin_pool_size` connections at most.
+    database_pool_size: int | None = None
+    plugin_pool_size: int = 4
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -62,7 +66,8 @@ class Settings:
             settings = replace(settings, default_page_size=int(env["MODULA_DEFAULT_PAGE_SIZE"]))
         if env.get("MODULA_FOLLOW_INTERVAL"):
             settings = replace(settings, follow_interval=float(env["MODULA_FOLLOW_INTERVAL"]))
-        for name in ("max_query_depth", "max_aliases", "max_tokens", "max_batch", "max_body_bytes"):
+        for name in ("max_query_depth", "max_aliases", "max_tokens", "max_batch", "max_body_bytes",
+                     "database_pool_size", "plugin_pool_size"):
             if env.get(f"MODULA_{name.upper()}"):
                 settings = replace(settings, **{name: int(env[f"MODULA_{name.upper()}"])})
         if env.get("MODULA_PRODUCTION", "").lower() in ("1", "true", "yes"):
