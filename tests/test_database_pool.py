@@ -131,7 +131,7 @@ def test_the_shape_cache_is_bounded_and_keeps_the_recently_used():
     assert cache.compilations == compiled and args == [7, 8] and sql.count("?") == 2
 
 
-async def test_a_connection_left_inside_a_transaction_is_clean_for_its_next_user(database_url, dialect):
+async def test_a_connection_left_inside_a_transaction_is_clean_for_its_next_user(database_url):
     async with connected(database_url, pool_size=1) as database:
         # A transaction begun behind the session's back (its driver connection), then a failure.
         with pytest.raises(ZeroDivisionError):
@@ -147,7 +147,7 @@ async def test_a_connection_left_inside_a_transaction_is_clean_for_its_next_user
                 await add_row(session, "undone")
                 1 / 0
         async with database.session() as session:
-            assert session.driver_connection is driver or dialect == "postgresql"  # the same pooled one on SQLite
+            assert session.driver_connection is driver  # the one pooled connection, lent again
             async with session.transaction():  # BEGIN IMMEDIATE would fail inside a leftover transaction
                 await add_row(session, "next")
             assert [row["slug"] for row in await session.fetch_all(sa.select(routes.c.slug))] == ["next"]
@@ -158,9 +158,7 @@ async def add_row(session, slug: str) -> None:
     await session.insert(routes, {"slug": slug, "title": "T", "created_at": utcnow(), "updated_at": utcnow()})
 
 
-async def test_sessions_beyond_the_pool_wait_and_nested_ones_never_deadlock(database_url, dialect):
-    if dialect != "sqlite":
-        pytest.skip("the SQLite pool's own lending (asyncpg's pool waits alike)")
+async def test_sessions_beyond_the_pool_wait_and_nested_ones_never_deadlock(database_url):
     async with connected(database_url, pool_size=2) as database:
         held = 0
         most = 0
@@ -253,3 +251,13 @@ async def test_warmed_up_requests_compile_nothing_open_nothing_start_no_thread(d
             assert counters(database) == before
             assert len(thread_starts) == threads_before
             assert len((await client.data(REQUESTS[1]))["pdbItems"]) == 5
+
+
+async def test_postgres_host_connections_skip_the_reset_round_trip(database_url, dialect):
+    if dialect != "postgresql":
+        pytest.skip("asyncpg's reset on release")
+    async with connected(database_url, pool_size=1) as database:
+        async with database.session() as session:
+            await session.driver_connection.execute("SET application_name = 'modula-kept'")
+        async with database.session() as session:  # no RESET ALL ran in between: no round trip was spent
+            assert await session.fetch_value(sa.text("SELECT current_setting('application_name')")) == "modula-kept"

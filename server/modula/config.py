@@ -66,8 +66,11 @@ class Settings:
             settings = replace(settings, default_page_size=int(env["MODULA_DEFAULT_PAGE_SIZE"]))
         if env.get("MODULA_FOLLOW_INTERVAL"):
             settings = replace(settings, follow_interval=float(env["MODULA_FOLLOW_INTERVAL"]))
-        for name in ("max_query_depth", "max_aliases", "max_tokens", "max_batch", "max_body_bytes",
-                     "database_pool_size", "plugin_pool_size"):
+        if env.get("MODULA_DATABASE_POOL_SIZE"):
+            settings = replace(settings, database_pool_size=int(env["MODULA_DATABASE_POOL_SIZE"]))
+        if env.get("MODULA_PLUGIN_POOL_SIZE"):
+            settings = replace(settings, plugin_pool_size=int(env["MODULA_PLUGIN_POOL_SIZE"]))
+        for name in ("max_query_depth", "max_aliases", "max_tokens", "max_batch", "max_body_bytes"):
             if env.get(f"MODULA_{name.upper()}"):
                 settings = replace(settings, **{name: int(env[f"MODULA_{name.upper()}"])})
         if env.get("MODULA_PRODUCTION", "").lower() in ("1", "true", "yes"):

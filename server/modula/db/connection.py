@@ -65,8 +65,7 @@ class Database:
                 raise ValueError(f"{name} must be a positive integer, not {size!r}")
         self.counters = pools.Counters()
         self._statements = StatementCache(dialect_for(self.dialect))
-        self._sqlite: pools.SQLitePool | None = None
-        self._pool = None  # asyncpg's, on PostgreSQL
+        self._pool: pools.ConnectionPool | None = None
         self._sqlite_write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         self._observers: list[StatementObserver] = []
         self._login_pools: dict[str, tuple[str, Any]] = {}
@@ -97,17 +96,16 @@ class Database:
 
     async def connect(self) -> None:
         if self.is_sqlite:
-            self._sqlite = pools.SQLitePool(self._driver_url(), self.pool_size, self.counters)
-            await self._sqlite.open()
+            connector = pools.SQLiteConnector(self._driver_url(), self.counters)
         else:
-            self._pool = await pools.postgres_pool(self._driver_url(), min_size=self.pool_size, max_size=self.pool_size,
-                                                   counters=self.counters, reset=False)
+            connector = pools.PostgresConnector(self._driver_url(), self.counters, reset=False)
+        pool = pools.ConnectionPool(self.pool_size, connector, eager=True)
+        await pool.open()
+        self._pool = pool
 
     async def disconnect(self) -> None:
         for key in list(self._login_pools):
             await self.close_login_pool(key)
-        if self._sqlite is not None:
-            await self._sqlite.close()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -124,27 +122,10 @@ class Database:
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
         """Hold one connection for a unit of work (a request, a CLI command, a plugin call)."""
-        if self.is_sqlite:
-            if self._sqlite is None:
-                raise RuntimeError("the database is not connected: call connect() first")
-            connection, token = await self._sqlite.acquire()
-            session = Session(self, connection)
-            try:
-                yield session
-            finally:
-                try:
-                    await session._abandon()
-                finally:
-                    await self._sqlite.release(connection, token)
-            return
         if self._pool is None:
             raise RuntimeError("the database is not connected: call connect() first")
-        async with self._pool.acquire() as connection:
-            session = Session(self, connection)
-            try:
-                yield session
-            finally:
-                await session._abandon()
+        async with _lent(self._pool, self) as session:
+            yield session
 
     @contextlib.asynccontextmanager
     async def login_session(
@@ -160,21 +141,18 @@ class Database:
         if self.is_sqlite:
             raise ValueError("login sessions exist only on PostgreSQL; SQLite has no roles")
         role, pool = await self._login_pool(key, credentials, max_size or self.plugin_pool_size)
-        async with pool.acquire() as connection:
-            session = Session(self, connection)
+        async with _lent(pool, self) as session:
             session.login_role = role
-            try:
-                yield session
-            finally:
-                await session._abandon()
+            yield session
 
     async def _login_pool(self, key, credentials, max_size) -> tuple[str, Any]:
         async with self._login_pools_lock:
             if key not in self._login_pools:
                 role, password = await credentials()
                 url = self._driver_url().set(username=role, password=password)
-                # min_size=0: a plugin that is never called holds no connection.
-                pool = await pools.postgres_pool(url, min_size=0, max_size=max_size, counters=self.counters, reset=True)
+                # Not eager: a plugin that is never called holds no connection.
+                pool = pools.ConnectionPool(max_size, pools.PostgresConnector(url, self.counters, reset=True), eager=False)
+                await pool.open()
                 self._login_pools[key] = (role, pool)
             return self._login_pools[key]
 
@@ -184,6 +162,19 @@ class Database:
             entry = self._login_pools.pop(key, None)
         if entry is not None:
             await entry[1].close()
+
+
+@contextlib.asynccontextmanager
+async def _lent(pool: pools.ConnectionPool, database: Database) -> AsyncIterator[Session]:
+    connection, token = await pool.acquire()
+    session = Session(database, connection)
+    try:
+        yield session
+    finally:
+        try:
+            await session._abandon()
+        finally:
+            await pool.release(connection, token)
 
 
 class Session:

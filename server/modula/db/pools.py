@@ -1,14 +1,16 @@
-"""Driver connections held open and lent out: a pool of aiosqlite connections (each with its own
-worker thread) opened once, and asyncpg pools that skip the reset round trip where nothing needs
-resetting. Every connection opened is counted, so tests can show none opens per request.
+"""Driver connections held open and lent out one unit of work at a time: aiosqlite connections
+(each with its own worker thread) opened once with their PRAGMAs set, asyncpg connections without
+the reset round trip where nothing needs resetting. Every connection opened is counted, so tests
+can show that none opens per request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import aiosqlite
@@ -17,10 +19,10 @@ from sqlalchemy.engine import URL
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
-# The SQLite pools this task (and the tasks it started) holds a connection of. Such a task never
-# waits for another connection of the same pool but gets an extra one: waiting could deadlock
-# when every connection is held by a task that opens a nested session (a plugin call, say).
-_held: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar("modula_sqlite_pools_held", default=frozenset())
+# The pools this task (and the tasks it started) holds a connection of. Such a task never waits
+# for another connection of the same pool but gets an extra one: waiting could deadlock when
+# every connection is held by a task that opens a nested session (a plugin call, say).
+_held: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar("modula_pools_held", default=frozenset())
 
 
 class Counters:
@@ -33,44 +35,57 @@ class Counters:
         self.threads_started = 0
 
 
-class SQLitePool:
-    """`size` connections to one SQLite file, opened by `open()` with their PRAGMAs set once."""
+class Connector(Protocol):
+    """How a pool opens, cleans and closes one driver's connections."""
 
-    def __init__(self, url: URL, size: int, counters: Counters) -> None:
+    async def connect(self) -> Any: ...
+
+    async def clean(self, connection: Any) -> bool:
+        """Make a returned connection fit for its next user; False if it cannot be."""
+
+    async def close(self, connection: Any) -> None: ...
+
+
+class ConnectionPool:
+    """Up to `size` connections, lent one at a time; `open()` opens all of them when `eager`.
+
+    A task that holds none waits for one when all are lent; a task that already holds one gets
+    an extra connection instead (closed when it comes back), so nested sessions never deadlock.
+    """
+
+    def __init__(self, size: int, connector: Connector, *, eager: bool) -> None:
         if size < 1:
-            raise ValueError(f"the database pool size must be at least 1, not {size}")
+            raise ValueError(f"a pool holds at least 1 connection, not {size}")
         self.size = size
-        self._path = url.database or ""
-        self._uri = bool(url.query)
-        if self._uri:  # options such as ?mode=ro reach SQLite as a file: URI
-            self._path = f"file:{self._path}?{urlencode(dict(url.query), doseq=True)}"
-        self._counters = counters
-        self._idle: deque[aiosqlite.Connection] = deque()
+        self._connector = connector
+        self._eager = eager
+        self._idle: deque[Any] = deque()
         self._waiters: deque[asyncio.Future] = deque()
         self._open_count = 0
         self._closed = False
+        self._all_back = asyncio.Event()
 
     async def open(self) -> None:
         self._closed = False
-        first = await self._connect()
-        try:
-            # WAL lets readers run beside the one writer; the setting is stored in the file.
-            await first._execute(_run_script, first._conn, "PRAGMA journal_mode = WAL")
-        finally:
-            self._give_back(first)
-        while self._open_count < self.size:
+        while self._eager and self._open_count < self.size:
             self._give_back(await self._connect())
 
-    async def close(self) -> None:
+    async def close(self, *, wait: float = 10.0) -> None:
+        """Close every connection; those still lent are closed as they come back, waited for up
+        to `wait` seconds (a role is dropped, or a SQLite file copied, only after its last one)."""
         self._closed = True
+        self._all_back.clear()
         while self._idle:
             await self._discard(self._idle.popleft())
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_exception(RuntimeError("the database was disconnected"))
         self._waiters.clear()
+        if self._open_count > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_back.wait(), wait)
 
-    async def acquire(self) -> tuple[aiosqlite.Connection, contextvars.Token]:
+    async def acquire(self) -> tuple[Any, contextvars.Token]:
         """A connection and the token that marks this task as holding one (for `release`)."""
         if self._closed:
             raise RuntimeError("the database is not connected")
@@ -92,25 +107,24 @@ class SQLitePool:
                 raise
         return connection, _held.set(held | {id(self)})
 
-    async def release(self, connection: aiosqlite.Connection, token: contextvars.Token) -> None:
-        """Take the connection back; one left inside a transaction is rolled back first, one that
-        cannot be is closed (the pool opens a fresh one when it is next short)."""
+    async def release(self, connection: Any, token: contextvars.Token) -> None:
+        """Take the connection back, cleaned for its next user (a transaction left open is
+        rolled back); one that cannot be cleaned is closed, and a fresh one opens when needed."""
         try:
             _held.reset(token)
         except ValueError:  # released from another context (a fixture's teardown): nothing to undo
             pass
         try:
-            if connection._conn.in_transaction:
-                await connection._execute(_run_script, connection._conn, "ROLLBACK")
-        except Exception:  # noqa: BLE001 - a connection we cannot clean is not lent again
+            reusable = await self._connector.clean(connection)
+        except BaseException:
             await self._discard(connection)
-            return
-        if self._closed or self._open_count > self.size:
+            raise
+        if not reusable or self._closed or self._open_count > self.size:
             await self._discard(connection)
         else:
             self._give_back(connection)
 
-    def _give_back(self, connection: aiosqlite.Connection) -> None:
+    def _give_back(self, connection: Any) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -118,64 +132,104 @@ class SQLitePool:
                 return
         self._idle.append(connection)
 
-    async def _connect(self) -> aiosqlite.Connection:
+    async def _connect(self) -> Any:
         self._open_count += 1
         try:
-            connection = aiosqlite.connect(self._path, isolation_level=None, uri=self._uri)
-            # A pooled connection lives as long as the Database; a daemon worker thread cannot
-            # keep the process alive if someone forgets to disconnect.
-            connection._thread.daemon = True
-            self._counters.threads_started += 1
-            await connection
-            self._counters.connections_opened += 1
-            await connection._execute(
-                _run_script, connection._conn,
-                f"PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; "
-                "PRAGMA synchronous = NORMAL",  # durable enough with WAL, far fewer fsyncs
-            )
+            return await self._connector.connect()
         except BaseException:
             self._open_count -= 1
             raise
-        return connection
 
-    async def _discard(self, connection: aiosqlite.Connection) -> None:
+    async def _discard(self, connection: Any) -> None:
         self._open_count -= 1
         try:
-            await connection.close()
+            await self._connector.close(connection)
         except Exception:  # noqa: BLE001 - closing a broken connection may fail too
             pass
+        if self._closed and self._open_count == 0:
+            self._all_back.set()
 
 
-def _run_script(connection, sql: str) -> None:
-    """Runs on the connection's worker thread: each `;`-separated statement, results discarded."""
-    for statement in sql.split(";"):
-        if statement.strip():
-            connection.execute(statement).close()
+class SQLiteConnector:
+    """aiosqlite connections to one file, each set up once: foreign keys, busy timeout,
+    synchronous=NORMAL; the first also switches the file to WAL."""
+
+    def __init__(self, url: URL, counters: Counters) -> None:
+        self._path = url.database or ""
+        self._uri = bool(url.query)
+        if self._uri:  # options such as ?mode=ro reach SQLite as a file: URI
+            self._path = f"file:{self._path}?{urlencode(dict(url.query), doseq=True)}"
+        self._counters = counters
+        self._wal = False
+
+    async def connect(self) -> aiosqlite.Connection:
+        connection = aiosqlite.connect(self._path, isolation_level=None, uri=self._uri)
+        # A pooled connection lives as long as the Database; a daemon worker thread cannot keep
+        # the process alive if someone forgets to disconnect.
+        connection._thread.daemon = True
+        self._counters.threads_started += 1
+        await connection
+        self._counters.connections_opened += 1
+        try:
+            setup = [] if self._wal else ["PRAGMA journal_mode = WAL"]  # stored in the file: once is enough
+            setup += ["PRAGMA foreign_keys = ON", f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}",
+                      "PRAGMA synchronous = NORMAL"]  # durable enough with WAL, far fewer fsyncs
+            await connection._execute(_run_all, connection._conn, setup)
+            self._wal = True
+        except BaseException:
+            await connection.close()
+            raise
+        return connection
+
+    async def clean(self, connection: aiosqlite.Connection) -> bool:
+        if connection._connection is None:
+            return False
+        if connection._conn.in_transaction:
+            await connection._execute(_run_all, connection._conn, ["ROLLBACK"])
+        return True
+
+    async def close(self, connection: aiosqlite.Connection) -> None:
+        await connection.close()
 
 
-async def _no_reset(connection: asyncpg.Connection) -> None:
-    """The host's own sessions never leave session state behind (no SET, no LISTEN, no session
-    advisory locks, transactions always ended), so the reset query would be a wasted round trip;
-    asyncpg still rolls back a transaction left open."""
+def _run_all(connection, statements: list[str]) -> None:
+    """Runs on the connection's worker thread: each statement, results discarded."""
+    for statement in statements:
+        connection.execute(statement).close()
 
 
-async def postgres_pool(url: URL, *, min_size: int, max_size: int, counters: Counters,
-                        reset: bool) -> asyncpg.Pool:
-    """An asyncpg pool for `url`. `reset=False` only for connections whose users never change
-    session state; plugin roles' connections keep asyncpg's reset (RESET ALL, unlock advisory
-    locks): plugin SQL may SET things that must not outlive its call."""
+class PostgresConnector:
+    """asyncpg connections to one server as one role. `reset=False` only for connections whose
+    users never change session state (the host's: no SET, no LISTEN, no session advisory locks,
+    transactions always ended), which then skip asyncpg's reset round trip; a plugin role's keep
+    it (RESET ALL, advisory locks released): plugin SQL may SET things that must not outlive its call."""
 
-    async def opened(connection: asyncpg.Connection) -> None:
-        counters.connections_opened += 1
+    def __init__(self, url: URL, counters: Counters, *, reset: bool) -> None:
+        self._options: dict[str, Any] = dict(host=url.host, port=url.port, user=url.username,
+                                             password=url.password, database=url.database)
+        if "ssl" in url.query:  # ?ssl=true|false|require..., as `databases` read it
+            ssl = str(url.query["ssl"]).lower()
+            self._options["ssl"] = {"true": True, "false": False}.get(ssl, ssl)
+        self._counters = counters
+        self._reset = reset
 
-    options: dict[str, Any] = dict(
-        host=url.host, port=url.port, user=url.username, password=url.password, database=url.database,
-        min_size=min_size, max_size=max_size, init=opened,
-    )
-    if "ssl" in url.query:  # ?ssl=true|false|require..., as `databases` read it
-        ssl = str(url.query["ssl"]).lower()
-        options["ssl"] = {"true": True, "false": False}.get(ssl, ssl)
-    if not reset:
-        options["reset"] = _no_reset
-    return await asyncpg.create_pool(**options)
+    async def connect(self) -> asyncpg.Connection:
+        connection = await asyncpg.connect(**self._options)
+        self._counters.connections_opened += 1
+        return connection
 
+    async def clean(self, connection: asyncpg.Connection) -> bool:
+        if connection.is_closed():
+            return False
+        if self._reset:
+            await connection.reset()
+        elif connection.is_in_transaction():
+            await connection.execute("ROLLBACK")
+        return True
+
+    async def close(self, connection: asyncpg.Connection) -> None:
+        try:
+            await asyncio.wait_for(connection.close(), 5)
+        except BaseException:
+            connection.terminate()
+            raise
