@@ -33,7 +33,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        database = Database(settings.database_url)
+        database = Database(settings.database_url, pool_size=settings.database_pool_size,
+                            plugin_pool_size=settings.plugin_pool_size)
         await database.connect()
         try:
             async with database.session() as session:

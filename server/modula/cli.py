@@ -56,7 +56,8 @@ async def _connected(settings: Settings, progress: Progress, applied: list[str] 
         raise bad_url(settings.database_url, "it is not a database URL") from None
     if scheme not in ("sqlite", "postgresql", "postgres"):
         raise bad_url(settings.database_url, f"unsupported database URL scheme {scheme!r}")
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, pool_size=settings.database_pool_size,
+                        plugin_pool_size=settings.plugin_pool_size)
     try:
         await database.connect()
         async with database.session() as session:

@@ -40,6 +40,10 @@ class Settings:
     # database), and uvicorn's line per request (off: it costs a few percent of every request).
     workers: int = 1
     access_log: bool = False
+    # Database connections held open by each process: None is 4 on SQLite, 10 on PostgreSQL. A
+    # plugin's role has its own pool on PostgreSQL, of `plugin_pool_size` connections at most.
+    database_pool_size: int | None = None
+    plugin_pool_size: int = 4
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -66,6 +70,10 @@ class Settings:
             settings = replace(settings, default_page_size=int(env["MODULA_DEFAULT_PAGE_SIZE"]))
         if env.get("MODULA_FOLLOW_INTERVAL"):
             settings = replace(settings, follow_interval=float(env["MODULA_FOLLOW_INTERVAL"]))
+        if env.get("MODULA_DATABASE_POOL_SIZE"):
+            settings = replace(settings, database_pool_size=int(env["MODULA_DATABASE_POOL_SIZE"]))
+        if env.get("MODULA_PLUGIN_POOL_SIZE"):
+            settings = replace(settings, plugin_pool_size=int(env["MODULA_PLUGIN_POOL_SIZE"]))
         for name in ("max_query_depth", "max_aliases", "max_tokens", "max_batch", "max_body_bytes"):
             if env.get(f"MODULA_{name.upper()}"):
                 settings = replace(settings, **{name: int(env[f"MODULA_{name.upper()}"])})

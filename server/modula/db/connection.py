@@ -1,12 +1,13 @@
-"""The one module that talks to `databases`: connect, hold a connection per unit of work, run
-statements and transactions on it.
+"""The one module that runs statements: connect, lend a held connection per unit of work, run
+SQLAlchemy statements (compiled once per shape, see `statements`) and transactions on it, over
+aiosqlite or asyncpg connections held open by `pools`.
 
-Why the shape: `databases` opens a new SQLite connection for every query made outside a held
-connection, starts SQLite transactions with a deferred BEGIN (two concurrent read-then-write
-transactions then fail with "database is locked"), and raw INSERTs return no id on PostgreSQL.
-So every unit of work holds one `Session`, write transactions on SQLite are serialised in the
-process and begin IMMEDIATE (the busy timeout covers other processes), and inserts use
-RETURNING.
+Why the shape: every unit of work holds one `Session`; write transactions on SQLite are
+serialised in the process and begin IMMEDIATE (a deferred BEGIN lets two concurrent
+read-then-write transactions fail with "database is locked"; the busy timeout covers other
+processes), and inserts use RETURNING (the one way both dialects hand back generated keys).
+Rows come back as dicts: on SQLite with SQLAlchemy's result processing (dates, booleans, JSON,
+UTCDateTime), on PostgreSQL as asyncpg decodes them (crud.py decodes the rest alike).
 """
 
 from __future__ import annotations
@@ -17,15 +18,24 @@ import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-import databases
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from modula.db import pools
 from modula.db.errors import DatabaseError, translate
+from modula.db.statements import StatementCache, dialect_for
 
 StatementObserver = Callable[[str], None]
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_BUSY_TIMEOUT_MS = pools.SQLITE_BUSY_TIMEOUT_MS
+# Connections held open when no size is configured: SQLite's are cheap and every reader beside
+# the one writer can use one; PostgreSQL's as many as asyncpg's default pool.
+DEFAULT_POOL_SIZE = {"sqlite": 4, "postgresql": 10}
+# Connections one plugin's role may hold at once (its calls beyond that wait, within their time budget).
+DEFAULT_PLUGIN_POOL_SIZE = 4
+
+# What a driver call hands back.
+_ALL, _ONE, _NONE = "all", "one", "none"
 
 
 def dialect_of(url: str) -> str:
@@ -38,100 +48,111 @@ def dialect_of(url: str) -> str:
     raise ValueError(f"unsupported database URL scheme {backend!r}: use sqlite:/// or postgresql://")
 
 
-def _driver_url(url: str) -> str:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "postgres":
-        parsed = parsed.set(drivername="postgresql")
-    # databases picks its backend from the scheme; a "+driver" suffix would confuse it.
-    return parsed.set(drivername=parsed.get_backend_name()).render_as_string(hide_password=False)
-
-
 class Database:
-    """A configured database: dialect, pool, write serialisation and statement observers."""
+    """A configured database: dialect, pools, compiled statements, write serialisation, observers.
 
-    def __init__(self, url: str) -> None:
+    `compilations`, `connections_opened` and `threads_started` count what was done since the
+    Database was made; a warmed-up request adds nothing to any of them."""
+
+    def __init__(self, url: str, *, pool_size: int | None = None,
+                 plugin_pool_size: int = DEFAULT_PLUGIN_POOL_SIZE) -> None:
         self.url = url
         self.dialect = dialect_of(url)
-        self._db = databases.Database(_driver_url(url))
+        self.pool_size = DEFAULT_POOL_SIZE[self.dialect] if pool_size is None else pool_size
+        self.plugin_pool_size = plugin_pool_size
+        for name, size in (("pool_size", self.pool_size), ("plugin_pool_size", plugin_pool_size)):
+            if not isinstance(size, int) or size < 1:
+                raise ValueError(f"{name} must be a positive integer, not {size!r}")
+        self.counters = pools.Counters()
+        self._statements = StatementCache(dialect_for(self.dialect))
+        self._pool: pools.ConnectionPool | None = None
         self._sqlite_write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         self._observers: list[StatementObserver] = []
-        self._login_pools: dict[str, tuple[str, databases.Database]] = {}
+        self._login_pools: dict[str, tuple[str, Any]] = {}
         self._login_pools_lock = asyncio.Lock()
 
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
+    @property
+    def compilations(self) -> int:
+        """Statements compiled (each shape once while it stays in the cache; DDL every time)."""
+        return self._statements.compilations
+
+    @property
+    def connections_opened(self) -> int:
+        """Driver connections opened, the host's and the plugin roles' pools together."""
+        return self.counters.connections_opened
+
+    @property
+    def threads_started(self) -> int:
+        """Worker threads started (one per aiosqlite connection; asyncpg starts none)."""
+        return self.counters.threads_started
+
+    def _driver_url(self):
+        parsed = make_url(self.url)
+        return parsed.set(drivername=parsed.get_backend_name())
+
     async def connect(self) -> None:
-        await self._db.connect()
         if self.is_sqlite:
-            # WAL lets readers run beside the one writer; the setting is stored in the file.
-            async with self.session() as session:
-                await session._raw("PRAGMA journal_mode = WAL")
+            connector = pools.SQLiteConnector(self._driver_url(), self.counters)
+        else:
+            connector = pools.PostgresConnector(self._driver_url(), self.counters, reset=False)
+        pool = pools.ConnectionPool(self.pool_size, connector, eager=True)
+        await pool.open()
+        self._pool = pool
 
     async def disconnect(self) -> None:
         for key in list(self._login_pools):
             await self.close_login_pool(key)
-        await self._db.disconnect()
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
 
     def observe(self, observer: StatementObserver) -> Callable[[], None]:
         """Call `observer(sql)` for every statement run; returns a function that stops it."""
         self._observers.append(observer)
         return lambda: self._observers.remove(observer)
 
-    def _notify(self, statement) -> None:
-        if self._observers:  # compiling a statement to text is costly; only when someone listens
-            sql = str(statement)
-            for observer in self._observers:
-                observer(sql)
+    def _notify(self, sql: str) -> None:
+        for observer in self._observers:
+            observer(sql)
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
         """Hold one connection for a unit of work (a request, a CLI command, a plugin call)."""
-        connection = self._db.connection()
-        async with connection:
-            raw = connection.raw_connection
-            if self.is_sqlite:
-                await raw.execute("PRAGMA foreign_keys = ON")
-                await raw.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-                await raw.execute("PRAGMA synchronous = NORMAL")  # durable enough with WAL, far fewer fsyncs
-            session = Session(self, connection)
-            try:
-                yield session
-            finally:
-                await session._abandon()
-
+        if self._pool is None:
+            raise RuntimeError("the database is not connected: call connect() first")
+        async with _lent(self._pool, self) as session:
+            yield session
 
     @contextlib.asynccontextmanager
     async def login_session(
-        self, key: str, credentials: Callable[[], Awaitable[tuple[str, str]]], *, max_size: int = 4
+        self, key: str, credentials: Callable[[], Awaitable[tuple[str, str]]], *, max_size: int | None = None
     ) -> AsyncIterator[Session]:
         """PostgreSQL: hold a connection logged in as another role, from that role's own pool.
 
         The pool is created on first use under `key` with the (role, password) that
-        `credentials()` returns (so the caller reads them only once per process), and is closed
+        `credentials()` returns (so the caller reads them only once per process), holding at
+        most `max_size` connections (default: the Database's `plugin_pool_size`), and is closed
         by `close_login_pool(key)` or `disconnect()`. The session's `login_role` names the role.
         """
         if self.is_sqlite:
             raise ValueError("login sessions exist only on PostgreSQL; SQLite has no roles")
-        role, pool = await self._login_pool(key, credentials, max_size)
-        connection = pool.connection()
-        async with connection:
-            session = Session(self, connection)
+        role, pool = await self._login_pool(key, credentials, max_size or self.plugin_pool_size)
+        async with _lent(pool, self) as session:
             session.login_role = role
-            try:
-                yield session
-            finally:
-                await session._abandon()
+            yield session
 
-    async def _login_pool(self, key, credentials, max_size) -> tuple[str, databases.Database]:
+    async def _login_pool(self, key, credentials, max_size) -> tuple[str, Any]:
         async with self._login_pools_lock:
             if key not in self._login_pools:
                 role, password = await credentials()
-                url = make_url(_driver_url(self.url)).set(username=role, password=password)
-                # min_size=0: a plugin that is never called holds no connection.
-                pool = databases.Database(url.render_as_string(hide_password=False), min_size=0, max_size=max_size)
-                await pool.connect()
+                url = self._driver_url().set(username=role, password=password)
+                # Not eager: a plugin that is never called holds no connection.
+                pool = pools.ConnectionPool(max_size, pools.PostgresConnector(url, self.counters, reset=True), eager=False)
+                await pool.open()
                 self._login_pools[key] = (role, pool)
             return self._login_pools[key]
 
@@ -140,7 +161,20 @@ class Database:
         async with self._login_pools_lock:
             entry = self._login_pools.pop(key, None)
         if entry is not None:
-            await entry[1].disconnect()
+            await entry[1].close()
+
+
+@contextlib.asynccontextmanager
+async def _lent(pool: pools.ConnectionPool, database: Database) -> AsyncIterator[Session]:
+    connection, token = await pool.acquire()
+    session = Session(database, connection)
+    try:
+        yield session
+    finally:
+        try:
+            await session._abandon()
+        finally:
+            await pool.release(connection, token)
 
 
 class Session:
@@ -150,13 +184,16 @@ class Session:
     # the host's own connections.
     login_role: str | None = None
 
-    def __init__(self, database: Database, connection: databases.core.Connection) -> None:
+    def __init__(self, database: Database, connection: Any) -> None:
         self.database = database
         self.dialect = database.dialect
         self._connection = connection
+        self._is_sqlite = database.is_sqlite
         self._depth = 0
         self._savepoints = itertools.count(1)
         self._holds_write_lock = False
+        # asyncpg allows one operation at a time per connection; statements of concurrent
+        # resolvers on one session take turns.
         self._lock = asyncio.Lock()
 
     @property
@@ -166,27 +203,33 @@ class Session:
     @property
     def driver_connection(self) -> Any:
         """The driver's own connection (aiosqlite or asyncpg) under this session, for code that must
-        run statements `databases` cannot express (plugin SQL with native placeholders)."""
-        return self._connection.raw_connection
+        run statements SQLAlchemy cannot express (plugin SQL with native placeholders)."""
+        return self._connection
 
     async def fetch_all(self, statement: sa.sql.ClauseElement) -> list[dict[str, Any]]:
-        records = await self._run(self._connection.fetch_all, statement)
-        return [dict(record._mapping) for record in records]
+        return await self._run(statement, _ALL)
 
     async def fetch_one(self, statement: sa.sql.ClauseElement) -> dict[str, Any] | None:
-        record = await self._run(self._connection.fetch_one, statement)
-        return None if record is None else dict(record._mapping)
+        rows = await self._run(statement, _ONE)
+        return rows[0] if rows else None
 
     async def fetch_value(self, statement: sa.sql.ClauseElement) -> Any:
         row = await self.fetch_one(statement)
         return None if row is None else next(iter(row.values()))
 
+    async def fetch_native(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+        """Run SQL text with the driver's own placeholders (`?` on SQLite, `$1..` on PostgreSQL) and
+        bound values; rows as tuples. Observed (database.observe) and errors translated like the rest."""
+        self.database._notify(sql)
+        rows, _ = await self._driver(sql, params, _ALL, translated=True)
+        return rows if self._is_sqlite else [tuple(row) for row in rows]
+
     async def execute(self, statement: sa.sql.ClauseElement) -> int:
         """Run a statement for its effect; returns how many rows an UPDATE or DELETE touched."""
         if isinstance(statement, (sa.Update, sa.Delete)) and not statement._returning:
-            # RETURNING is the one row count both dialects report through `databases`.
+            # RETURNING is the one row count both drivers report alike.
             return len(await self.fetch_all(statement.returning(sa.literal_column("1"))))
-        await self._run(self._connection.execute, statement)
+        await self._run(statement, _NONE)
         return 0
 
     async def insert(self, table: sa.Table, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -205,14 +248,14 @@ class Session:
     async def insert_rows(self, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert rows in one statement when nothing needs to come back."""
         if rows:
-            await self._run(self._connection.execute, table.insert().values(list(rows)))
+            await self._run(table.insert().values(list(rows)), _NONE)
 
     async def execute_script(self, sql: str) -> None:
         """Run trusted DDL (migrations) statement by statement on the raw connection."""
         for statement in split_sql_script(sql):
             self.database._notify(statement)
             try:
-                await self._connection.raw_connection.execute(statement)
+                await self._driver(statement, (), _NONE, translated=False)
             except Exception as exc:  # noqa: BLE001 - re-raised with context below
                 raise DatabaseError(f"migration statement failed: {exc}") from exc
 
@@ -279,19 +322,56 @@ class Session:
 
     async def _raw(self, sql: str) -> None:
         self.database._notify(sql)
-        await self._connection.raw_connection.execute(sql)
+        await self._driver(sql, (), _NONE, translated=False)
 
-    async def _run(self, method, statement):
-        self.database._notify(statement)
+    async def _run(self, statement: sa.sql.ClauseElement, mode: str) -> list[dict[str, Any]] | None:
+        sql, args, shape = self.database._statements.prepare(statement)
+        self.database._notify(sql)
+        rows, description = await self._driver(sql, args, mode, translated=True)
+        if rows is None:
+            return None
+        if not self._is_sqlite:
+            return [dict(row) for row in rows]
+        if not rows:
+            return []
+        plan = shape.row_plan(self.database._statements.dialect, description)
+        return [plan.dict(row) for row in rows]
+
+    async def _driver(self, sql: str, args: Sequence[Any], mode: str, *, translated: bool) -> tuple[Any, Any]:
+        """(rows, SQLite cursor description) of one statement on the driver; `translated`: driver
+        errors become ours (db/errors.py) where we know them."""
+        connection = self._connection
         try:
-            return await method(statement)
+            async with self._lock:
+                if self._is_sqlite:
+                    return await connection._execute(_sqlite_statement, connection._conn, sql, args, mode)
+                if mode == _ALL:
+                    return await connection.fetch(sql, *args), None
+                if mode == _ONE:
+                    row = await connection.fetchrow(sql, *args)
+                    return ([] if row is None else [row]), None
+                await connection.execute(sql, *args)
+                return None, None
         except DatabaseError:
             raise
         except Exception as exc:
-            translated = translate(exc)
-            if translated is None:
+            found = translate(exc) if translated else None
+            if found is None:
                 raise
-            raise translated from exc
+            raise found from exc
+
+
+def _sqlite_statement(connection, sql: str, args: Sequence[Any], mode: str) -> tuple[Any, Any]:
+    """Runs on the aiosqlite worker thread: the statement, its rows and description in one hop
+    (aiosqlite's own execute/fetch/close would be three)."""
+    cursor = connection.execute(sql, args)
+    try:
+        if mode == _NONE:
+            return None, None
+        rows = cursor.fetchall() if mode == _ALL else cursor.fetchmany(1)
+        return rows, cursor.description
+    finally:
+        cursor.close()
 
 
 def _single_pk(table: sa.Table) -> str:

@@ -61,8 +61,6 @@ _PG_TRANSACTION_WORDS = frozenset({"begin", "start", "commit", "end", "rollback"
 # that could issue any of these, and ALTER, the only form the plugin's role could use being
 # ALTER ROLE on itself, would change its own password or session defaults.
 _PG_DENIED_WORDS = frozenset({"notify", "listen", "unlisten", "do", "alter"})
-# Connections one plugin may hold at once (its calls beyond that wait, within their time budget).
-PLUGIN_POOL_SIZE = 4
 
 
 # --- placeholders ---------------------------------------------------------------------------
@@ -471,14 +469,14 @@ async def _closing(db: PluginSQL) -> AsyncIterator[PluginSQL]:
 
 @contextlib.asynccontextmanager
 async def plugin_sql(database: Database, grant: PluginGrant, *, session: Session | None = None,
-                     pool_size: int = PLUGIN_POOL_SIZE) -> AsyncIterator[PluginSQL]:
+                     pool_size: int | None = None) -> AsyncIterator[PluginSQL]:
     """A `PluginSQL` for one plugin call.
 
     SQLite: on `session` when given (plugin statements then share the caller's transaction), else
     on a new session. PostgreSQL: on a connection from the plugin's own pool (logged in as its
     role, provisioned beforehand by `provision_plugin_role`; `pool_size` connections at most,
-    fixed when the pool opens on first use); a host `session` cannot be shared because the
-    host's connection carries the host's privileges.
+    by default the Database's `plugin_pool_size`, fixed when the pool opens on first use); a
+    host `session` cannot be shared because the host's connection carries the host's privileges.
     """
     if database.is_sqlite:
         if session is not None:
@@ -499,9 +497,10 @@ async def plugin_sql(database: Database, grant: PluginGrant, *, session: Session
 
 
 @contextlib.asynccontextmanager
-async def plugin_session(database: Database, plugin: str, *, pool_size: int = PLUGIN_POOL_SIZE) -> AsyncIterator[Session]:
+async def plugin_session(database: Database, plugin: str, *, pool_size: int | None = None) -> AsyncIterator[Session]:
     """PostgreSQL: a session logged in as the plugin's own role, from its pool of at most
-    `pool_size` connections (the size is fixed when the pool opens, on first use)."""
+    `pool_size` connections (default: the Database's `plugin_pool_size`; the size is fixed when
+    the pool opens, on first use)."""
 
     async def credentials() -> tuple[str, str]:
         async with database.session() as host:
