@@ -1,5 +1,6 @@
 """The viewer: who a request acts for (from its bearer token or session cookie) and what their
-roles allow; resolvers reach it as `info.context.viewer`."""
+roles allow; resolvers reach it as `info.context.viewer`. Read from the database, or from the
+process's ViewerCache (auth/viewer_cache.py) when the caller passes one."""
 
 from __future__ import annotations
 
@@ -213,7 +214,8 @@ async def _token_viewer(session: Session, secret: str, cache: ViewerCache | None
         if cache is not None:
             cache.keep_token(key, entry, epoch)
     elif entry.expires_at is not None and entry.expires_at <= now:
-        raise _invalid_token()  # a token's expiry never moves: no need to ask the database
+        cache.forget_token(key)
+        raise _invalid_token()  # the clock decides; a token's expiry only moves by a change the poll sees
     if entry.last_used_at is None or now - entry.last_used_at >= TOUCH_INTERVAL:
         entry.last_used_at = now  # before the write, so that concurrent requests write it once
         await tokens.touch_token(session, entry.token_id, now=now)

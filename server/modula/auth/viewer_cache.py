@@ -92,6 +92,9 @@ class ViewerCache:
         if epoch == self.epoch:
             self.anonymous = viewer
 
+    def forget_token(self, key: str) -> None:
+        self.tokens.pop(key, None)
+
     def forget_session(self, key: str) -> None:
         self.sessions.pop(key, None)
 

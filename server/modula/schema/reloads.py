@@ -4,8 +4,9 @@ Every plugin change bumps the schema generation in the database (in the same tra
 change). A process that changes a plugin rebuilds at once; the others notice the new generation
 (polled, by default every second) and bring their plugins in line with the registry before they
 rebuild. The same poll reads the auth generation, so a process's cached viewers are forgotten
-within one interval of a change to them made anywhere. A build runs off the event loop and is swapped in only if it succeeds; each swap logs
-what changed, with graphql-core's breaking and dangerous changes against the previous schema.
+within one interval of a change to them made anywhere. A build runs off the event loop and is
+swapped in only if it succeeds; each swap logs what changed, with graphql-core's breaking and
+dangerous changes against the previous schema.
 """
 
 from __future__ import annotations
