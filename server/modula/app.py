@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
+from modula.auth.viewer_cache import ViewerCache
 from modula.config import Settings
 from modula.db.connection import Database
 from modula.db.migrations import migrate
@@ -42,11 +43,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if applied:
                 log.info("applied migrations: %s", ", ".join(applied))
             plugins = PluginHost(database)
-            schemas = SchemaService(database, plugins, settings.plugins_dir, settings)
+            viewers = ViewerCache() if settings.viewer_cache else None
+            schemas = SchemaService(database, plugins, settings.plugins_dir, settings, viewers=viewers)
             await schemas.start()
             app.state.settings = settings
             app.state.database = database
             app.state.schemas = schemas
+            app.state.viewers = viewers
             app.state.live_schema = schemas.live
             app.state.plugins = plugins
             tasks = [asyncio.create_task(schemas.follow(settings.follow_interval))]

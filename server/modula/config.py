@@ -20,6 +20,9 @@ class Settings:
     debug: bool = False
     watch: bool = False  # reload a plugin when its files change (`modula serve --watch`)
     follow_interval: float = 1.0  # seconds between checks for plugin changes made by other processes
+    # Keep viewers (token or session -> user, roles, permissions) in memory; a change to them made
+    # by another process is seen within `follow_interval`, one made here at once.
+    viewer_cache: bool = True
     session_ttl_seconds: int = 14 * 24 * 3600  # a login session ends after this long unused
     secure_cookies: bool | None = None  # None: Secure cookies when the request came over HTTPS
     # Request limits, checked before any resolver runs (page sizes: max_page_size above).
@@ -74,6 +77,8 @@ class Settings:
             settings = replace(settings, database_pool_size=int(env["MODULA_DATABASE_POOL_SIZE"]))
         if env.get("MODULA_PLUGIN_POOL_SIZE"):
             settings = replace(settings, plugin_pool_size=int(env["MODULA_PLUGIN_POOL_SIZE"]))
+        if env.get("MODULA_VIEWER_CACHE"):
+            settings = replace(settings, viewer_cache=env["MODULA_VIEWER_CACHE"].lower() in ("1", "true", "yes"))
         for name in ("max_query_depth", "max_aliases", "max_tokens", "max_batch", "max_body_bytes"):
             if env.get(f"MODULA_{name.upper()}"):
                 settings = replace(settings, **{name: int(env[f"MODULA_{name.upper()}"])})

@@ -82,7 +82,8 @@ async def _answer(request: Request, request_id: str) -> Response:
         async with state.database.session() as session:
             cookies: list = []
             try:
-                viewer = await resolve_viewer(session, request, settings=state.settings, cookies=cookies)
+                viewer = await resolve_viewer(session, request, settings=state.settings, cookies=cookies,
+                                              cache=state.viewers)
             except AuthenticationError as exc:
                 return _json({"errors": [{"message": exc.message, "extensions": exc.extensions}]}, media_type,
                              status=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})

@@ -20,8 +20,12 @@ async def running_app(database_url: str, *, plugins_dir: Path | None = None, **s
 
     It does not poll for other processes' plugin changes unless `follow_interval` is given: a
     test has no other process to follow, and the poll's statement would land at random in tests
-    that count the statements of a request."""
+    that count the statements of a request. Nor does it keep viewers in memory unless
+    `viewer_cache=True` is given: tests that change credentials with raw SQL, and those that
+    count a request's statements, see the database's answer on every request, as before the
+    cache (tests/test_viewer_cache.py covers the cache)."""
     settings.setdefault("follow_interval", 3600.0)
+    settings.setdefault("viewer_cache", False)
     app = create_app(Settings(database_url=database_url, plugins_dir=plugins_dir or Path("plugins"), **settings))
     async with app.router.lifespan_context(app):
         yield app

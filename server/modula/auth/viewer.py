@@ -1,5 +1,6 @@
 """The viewer: who a request acts for (from its bearer token or session cookie) and what their
-roles allow; resolvers reach it as `info.context.viewer`."""
+roles allow; resolvers reach it as `info.context.viewer`. Read from the database, or from the
+process's ViewerCache (auth/viewer_cache.py) when the caller passes one."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 
 from modula.auth import sessions, tokens
 from modula.auth.digests import digest
+from modula.auth.viewer_cache import CachedSession, CachedToken, ViewerCache
 from modula.config import Settings
 from modula.db.connection import Session
 from modula.db.core_tables import permissions, roles, sessions as sessions_table, tokens as tokens_table, user_roles, users
@@ -102,8 +104,9 @@ def combine_grants(grants: Iterable[tuple[str, str, str | None]]) -> Permissions
 
 
 async def resolve_viewer(session: Session, request: Any, *, settings: Settings | None = None,
-                         cookies: list | None = None) -> Viewer:
-    """The viewer of an HTTP request, in one or two statements.
+                         cookies: list | None = None, cache: ViewerCache | None = None) -> Viewer:
+    """The viewer of an HTTP request, in one or two statements; with a `cache`, in none once the
+    credential's viewer is known to the process (only the touch writes remain, as often as ever).
 
     `Authorization: Bearer <token>` names an API token; a token that is unknown, revoked or expired
     raises AuthenticationError (the client meant to authenticate and must hear it failed).
@@ -116,13 +119,19 @@ async def resolve_viewer(session: Session, request: Any, *, settings: Settings |
         scheme, _, credentials = authorization.partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
             raise AuthenticationError("the Authorization header must be 'Bearer <API token>'")
-        return await _token_viewer(session, credentials.strip())
+        return await _token_viewer(session, credentials.strip(), cache)
     secret = request.cookies.get(sessions.COOKIE_NAME)
     if secret:
-        viewer = await _session_viewer(session, secret, request, settings or Settings(), cookies)
+        viewer = await _session_viewer(session, secret, request, settings or Settings(), cookies, cache)
         if viewer is not None:
             return viewer
-    return await anonymous_viewer(session)
+    if cache is not None and cache.anonymous is not None:
+        return cache.anonymous
+    epoch = cache.epoch if cache is not None else 0
+    viewer = await anonymous_viewer(session)
+    if cache is not None:
+        cache.keep_anonymous(viewer, epoch)
+    return viewer
 
 
 async def anonymous_viewer(session: Session) -> Viewer:
@@ -159,34 +168,72 @@ def _viewer_from(rows: list[dict[str, Any]]) -> Viewer:
 
 
 async def _session_viewer(session: Session, secret: str, request: Any, settings: Settings,
-                          cookies: list | None) -> Viewer | None:
+                          cookies: list | None, cache: ViewerCache | None) -> Viewer | None:
+    key = digest(secret)
+    now = utcnow()
+    entry = cache.session(key) if cache is not None else None
+    if entry is None or entry.expires_at <= now:
+        # Not known, or expired as far as this process knows: the database decides (another
+        # process may have slid the expiry since).
+        epoch = cache.epoch if cache is not None else 0
+        entry = await _load_session(session, key)
+        if entry is None or entry.expires_at <= now:
+            if cache is not None:
+                cache.forget_session(key)
+            return None
+        if cache is not None:
+            cache.keep_session(key, entry, epoch)
+    if now - entry.last_access_at >= TOUCH_INTERVAL:
+        ttl = sessions.session_ttl(settings)
+        # Recorded before the write, so that concurrent requests of the session write it once.
+        entry.last_access_at, entry.expires_at = now, now + ttl
+        await sessions.touch_session(session, entry.session_id, now=now, ttl=ttl)
+        if cookies is not None:
+            cookies.append(sessions.session_cookie(secret, request, settings))
+    return entry.viewer
+
+
+async def _load_session(session: Session, key: str) -> CachedSession | None:
     rows = await session.fetch_all(_with_grants(
         sa.select(sessions_table.c.id.label("session_id"), sessions_table.c.expires_at, sessions_table.c.last_access_at)
         .select_from(sessions_table.join(users, users.c.id == sessions_table.c.user_id))
-        .where(sessions_table.c.token_hash == digest(secret))
+        .where(sessions_table.c.token_hash == key)
     ))
-    now = utcnow()
-    if not rows or rows[0]["expires_at"] <= now:
+    if not rows:
         return None
-    if now - rows[0]["last_access_at"] >= TOUCH_INTERVAL:
-        ttl = sessions.session_ttl(settings)
-        await sessions.touch_session(session, rows[0]["session_id"], now=now, ttl=ttl)
-        if cookies is not None:
-            cookies.append(sessions.session_cookie(secret, request, settings))
-    return _viewer_from(rows)
+    return CachedSession(rows[0]["session_id"], _viewer_from(rows), rows[0]["expires_at"], rows[0]["last_access_at"])
 
 
-async def _token_viewer(session: Session, secret: str) -> Viewer:
+async def _token_viewer(session: Session, secret: str, cache: ViewerCache | None) -> Viewer:
+    key = digest(secret)
+    now = utcnow()
+    entry = cache.token(key) if cache is not None else None
+    if entry is None:
+        epoch = cache.epoch if cache is not None else 0
+        entry = await _load_token(session, key, now)
+        if cache is not None:
+            cache.keep_token(key, entry, epoch)
+    elif entry.expires_at is not None and entry.expires_at <= now:
+        cache.forget_token(key)
+        raise _invalid_token()  # the clock decides; a token's expiry only moves by a change the poll sees
+    if entry.last_used_at is None or now - entry.last_used_at >= TOUCH_INTERVAL:
+        entry.last_used_at = now  # before the write, so that concurrent requests write it once
+        await tokens.touch_token(session, entry.token_id, now=now)
+    return entry.viewer
+
+
+async def _load_token(session: Session, key: str, now: dt.datetime) -> CachedToken:
     rows = await session.fetch_all(_with_grants(
         sa.select(tokens_table.c.id.label("token_id"), tokens_table.c.expires_at, tokens_table.c.revoked_at,
                   tokens_table.c.last_used_at)
         .select_from(tokens_table.join(users, users.c.id == tokens_table.c.user_id))
-        .where(tokens_table.c.token_hash == digest(secret))
+        .where(tokens_table.c.token_hash == key)
     ))
-    now = utcnow()
     token = rows[0] if rows else None
     if token is None or token["revoked_at"] is not None or (token["expires_at"] is not None and token["expires_at"] <= now):
-        raise AuthenticationError("the bearer token is not valid: it is unknown, revoked or expired")
-    if token["last_used_at"] is None or now - token["last_used_at"] >= TOUCH_INTERVAL:
-        await tokens.touch_token(session, token["token_id"], now=now)
-    return _viewer_from(rows)
+        raise _invalid_token()
+    return CachedToken(token["token_id"], _viewer_from(rows), token["expires_at"], token["last_used_at"])
+
+
+def _invalid_token() -> AuthenticationError:
+    return AuthenticationError("the bearer token is not valid: it is unknown, revoked or expired")

@@ -226,6 +226,16 @@ schema_state = sa.Table(
     sa.Column("generation", sa.Integer, nullable=False),
 )
 
+# A single row whose counter moves (by triggers: sql/*/0009_auth_generation.sql) in the same
+# transaction as every change to who a credential's viewer is or what they may do, so server
+# processes that cache viewers know when to forget them.
+auth_state = sa.Table(
+    "auth_state",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("generation", sa.BigInteger, nullable=False),
+)
+
 # The PostgreSQL login role of each plugin (see db/confinement.py). Never readable by plugins.
 # Permissions a plugin's manifest proposes; they apply only once an admin approves them.
 plugin_grant_requests = sa.Table(

@@ -174,7 +174,8 @@ class AuthMutation:
         limiter.succeeded(username, address)
         previous = request.cookies.get(sessions.COOKIE_NAME)
         if previous:  # a new secret at every login: a cookie planted before login opens nothing
-            await sessions.end_session(context.session, previous)
+            if await sessions.end_session(context.session, previous):
+                context.viewers_changed()
         secret, _ = await sessions.create_session(
             context.session, user["id"], ttl=sessions.session_ttl(context.settings), ip=address,
             user_agent=request.headers.get("user-agent"),
@@ -190,6 +191,8 @@ class AuthMutation:
         request = _http_request(info)
         secret = request.cookies.get(sessions.COOKIE_NAME)
         ended = await sessions.end_session(context.session, secret) if secret else False
+        if ended:
+            context.viewers_changed()
         context.response_cookies.append(sessions.cleared_cookie(request, context.settings))
         return ended
 
@@ -203,6 +206,7 @@ class AuthMutation:
     async def revoke_api_token(self, info: CoreInfo, id: int) -> bool:
         viewer = _signed_in(info)
         await tokens.revoke_token(info.context.session, id, user_id=None if viewer.is_admin else viewer.user_id)
+        info.context.viewers_changed()
         return True
 
     @strawberry.mutation(description="Create a user with roles (admins only).")
@@ -215,7 +219,9 @@ class AuthMutation:
     @strawberry.mutation(description="Replace a user's roles (admins only).")
     async def set_user_roles(self, info: CoreInfo, user_id: int, roles: list[str]) -> User:
         _admin(info)
-        return User.from_row(await user_service.set_user_roles(info.context.session, user_id, roles))
+        row = await user_service.set_user_roles(info.context.session, user_id, roles)
+        info.context.viewers_changed()
+        return User.from_row(row)
 
     @strawberry.mutation(description="Create a role (admins only); grant it permissions with grantPermission.")
     async def create_role(self, info: CoreInfo, name: str, label: str) -> Role:
@@ -228,9 +234,12 @@ class AuthMutation:
         _admin(info)
         row = await role_service.grant_permission(info.context.session, role=role, resource=resource, action=action,
                                                   row_rule=row_rule)
+        info.context.viewers_changed()
         return Permission.from_row(row)
 
     @strawberry.mutation(description="Take a permission away from a role; false when it had none (admins only).")
     async def revoke_permission(self, info: CoreInfo, role: str, resource: str, action: str) -> bool:
         _admin(info)
-        return await role_service.revoke_permission(info.context.session, role=role, resource=resource, action=action)
+        revoked = await role_service.revoke_permission(info.context.session, role=role, resource=resource, action=action)
+        info.context.viewers_changed()
+        return revoked

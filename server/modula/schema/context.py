@@ -26,3 +26,10 @@ class RequestContext:
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.session)
+
+    def viewers_changed(self) -> None:
+        """This request just committed a change to who a viewer is or what they may do: the
+        process forgets its cached viewers at once (other processes within their poll)."""
+        viewers = getattr(self.schemas, "viewers", None)
+        if viewers is not None:
+            viewers.clear()

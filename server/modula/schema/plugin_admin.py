@@ -72,7 +72,9 @@ class PluginMutation:
     @strawberry.mutation(description="Grant what the plugin's manifest proposes; returns the permissions granted.")
     async def approve_plugin_grants(self, info: CoreInfo, plugin: str) -> list[PluginGrantRequest]:
         require_admin(info, "approve plugin grants")
-        return [PluginGrantRequest.from_row(r) for r in await plugin_grants.approve(info.context.session, plugin)]
+        granted = await plugin_grants.approve(info.context.session, plugin)
+        info.context.viewers_changed()
+        return [PluginGrantRequest.from_row(r) for r in granted]
 
     @strawberry.mutation(description="Install or upgrade the plugin from the plugins directory and serve it.")
     async def load_plugin(self, info: CoreInfo, name: str) -> SchemaSwap:

@@ -3,8 +3,10 @@
 Every plugin change bumps the schema generation in the database (in the same transaction as the
 change). A process that changes a plugin rebuilds at once; the others notice the new generation
 (polled, by default every second) and bring their plugins in line with the registry before they
-rebuild. A build runs off the event loop and is swapped in only if it succeeds; each swap logs
-what changed, with graphql-core's breaking and dangerous changes against the previous schema.
+rebuild. The same poll reads the auth generation, so a process's cached viewers are forgotten
+within one interval of a change to them made anywhere. A build runs off the event loop and is
+swapped in only if it succeeds; each swap logs what changed, with graphql-core's breaking and
+dangerous changes against the previous schema.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ from pathlib import Path
 
 from graphql import find_breaking_changes, find_dangerous_changes
 
+import sqlalchemy as sa
+
+from modula.auth.viewer_cache import ViewerCache, current_auth_generation
 from modula.config import Settings
 from modula.db.connection import Database
+from modula.db.core_tables import auth_state, schema_state
 from modula.plugins import registry
 from modula.plugins.errors import PluginError
 from modula.plugins.host import PluginHost
@@ -37,17 +43,28 @@ class SwapReport:
     build_seconds: float = 0.0
 
 
+# Both generations in one statement: the poll costs one round trip whatever it follows.
+_GENERATIONS = sa.select(schema_state.c.generation.label("schema"), auth_state.c.generation.label("auth")).where(
+    schema_state.c.id == 1, auth_state.c.id == 1)
+
+
 class SchemaService:
-    def __init__(self, database: Database, host: PluginHost, plugins_dir: Path, settings: Settings | None = None) -> None:
+    def __init__(self, database: Database, host: PluginHost, plugins_dir: Path, settings: Settings | None = None,
+                 viewers: ViewerCache | None = None) -> None:
         self.database = database
         self.host = host
         self.plugins_dir = plugins_dir
         self.settings = settings  # the request limits and production mode the schemas are built with
+        self.viewers = viewers  # the process's cached viewers, kept current by `poll`; None: no cache
         self.live: LiveSchema | None = None
         self.last_report: SwapReport | None = None
         self._lock = asyncio.Lock()
 
     async def start(self) -> SwapReport:
+        if self.viewers is not None:
+            # Before anything is cached, so the first poll forgets only what changed since.
+            async with self.database.session() as session:
+                self.viewers.sync(await current_auth_generation(session))
         await self.host.load_all(self.plugins_dir)
         return await self.rebuild()
 
@@ -130,18 +147,27 @@ class SchemaService:
         return folder
 
     async def follow(self, interval: float = 1.0) -> None:
-        """Forever: when another process moved the generation on, sync plugins and rebuild."""
+        """Forever, every `interval` seconds: `poll`."""
         while True:
             await asyncio.sleep(interval)
             try:
-                if await self._generation() > self.live.current.generation:
-                    async with self._lock:
-                        # Our own change may have moved the generation while we waited.
-                        if await self._generation() > self.live.current.generation:
-                            await self.host.load_all(self.plugins_dir)
-                            await self._rebuild()
+                await self.poll()
             except Exception:  # noqa: BLE001 - keep following; the old schema keeps serving
                 log.exception("could not follow the schema generation")
+
+    async def poll(self) -> None:
+        """One look at the database: forget the cached viewers when the auth generation moved;
+        when another process moved the schema generation on, sync plugins and rebuild."""
+        async with self.database.session() as session:
+            generations = await session.fetch_one(_GENERATIONS)
+        if self.viewers is not None:
+            self.viewers.sync(int(generations["auth"]))
+        if generations["schema"] > self.live.current.generation:
+            async with self._lock:
+                # Our own change may have moved the generation while we waited.
+                if await self._generation() > self.live.current.generation:
+                    await self.host.load_all(self.plugins_dir)
+                    await self._rebuild()
 
     async def watch(self) -> None:
         """`modula serve --watch`: reload a plugin when its files change."""
