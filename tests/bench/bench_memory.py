@@ -43,10 +43,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def worker_pid(server: peer_servers.Server) -> int:
+    """The process that serves: the server itself, or (should `modula serve` supervise its worker)
+    its largest child."""
+    children = peer_servers.descendants(server.pid)
+    return max(children, key=peer_servers.rss_bytes) if children else server.pid
+
+
 def measure(server: peer_servers.Server, args: argparse.Namespace) -> dict:
     """Send q2 in wrk runs (wrk runs for a time, not a count) sized by the rate seen so far, until
     each count is reached; the counts printed are the ones actually sent."""
-    readings = {"start": peer_servers.rss_bytes(server.pid)}
+    worker = worker_pid(server)
+    readings = {"start": peer_servers.rss_bytes(worker)}
     sent = errors = 0
     rate = 0.0
     for label, target in (("first", args.first), ("second", args.second)):
@@ -56,7 +64,7 @@ def measure(server: peer_servers.Server, args: argparse.Namespace) -> dict:
             sent += result["requests"]
             errors += result["errors"]
             rate = result["rps"]
-        readings[label] = peer_servers.rss_bytes(server.pid)
+        readings[label] = peer_servers.rss_bytes(worker)
         readings[f"{label}_requests"] = sent
         print(f"  after {sent:>9,} requests: RSS {readings[label] / 2**20:7.1f} MiB  ({rate:.0f} req/s)", flush=True)
     return {**readings, "errors": errors}
@@ -66,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.second <= args.first:
         raise SystemExit("--second must be larger than --first")
+    peer_servers.clean_up_on_signals()
     name = f"modula_bench_{uuid.uuid4().hex[:10]}"
     with tempfile.TemporaryDirectory(prefix="modula-bench-memory-") as tmp:
         folder = Path(tmp)

@@ -176,7 +176,7 @@ def measure_all(args: argparse.Namespace, servers: list, operations: list[str]) 
                 print(f"  [{round_ + 1}] {server.name:<18} {operation}: {result['rps']:8.1f} req/s  "
                       f"p50 {result['p50_us'] / 1000:7.2f} ms  p99 {result['p99_us'] / 1000:7.2f} ms  "
                       f"CPU {result['cpu_ms_per_request']:6.2f} ms/req  errors {result['errors']}  "
-                      f"(machine busy {result['machine_busy_cores']:.1f} cores)", flush=True)
+                      f"(other work on the machine: {result['other_cores']:.1f} cores)", flush=True)
                 if operation == "q3":
                     delete_inserted(server)
     latency = {}
@@ -242,6 +242,7 @@ def render(report: dict, operations: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    peer_servers.clean_up_on_signals()
     databases: list[str] = []  # PostgreSQL databases this run made: dropped at the end
     notes = ["2 cores shared by the load generator, the servers, PostgreSQL and whatever else runs on this machine:"
              " compare the ratios, not the absolute numbers"] if (os.cpu_count() or 1) <= 4 else []

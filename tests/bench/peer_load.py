@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import subprocess
 import time
@@ -51,6 +52,7 @@ class CpuMeter:
     def start(self) -> None:
         self.before = self._snapshot()
         self.machine_before = machine_jiffies()
+        self.client_before = client_cpu_seconds()
         self.started = time.perf_counter()
 
     def stop(self) -> dict:
@@ -59,10 +61,19 @@ class CpuMeter:
         (total0, idle0), (total1, idle1) = self.machine_before, machine_jiffies()
         server = sum(cpu - self.before[0].get(pid, 0.0) for pid, cpu in after[0].items())
         backends = sum(cpu - self.before[1].get(pid, 0.0) for pid, cpu in after[1].items())
-        return {"server_cpu_s": round(server, 2), "postgres_cpu_s": round(backends, 2), "wall_s": round(wall, 2),
-                "server_processes": len(after[0]),
-                # everything the machine did meanwhile (load generator and other work included), in cores
-                "machine_busy_cores": round((os.cpu_count() or 1) * (1 - (idle1 - idle0) / max(1, total1 - total0)), 2)}
+        client = client_cpu_seconds() - self.client_before
+        busy = (os.cpu_count() or 1) * (1 - (idle1 - idle0) / max(1, total1 - total0))
+        return {"server_cpu_s": round(server, 2), "postgres_cpu_s": round(backends, 2),
+                "load_generator_cpu_s": round(client, 2), "wall_s": round(wall, 2), "server_processes": len(after[0]),
+                "machine_busy_cores": round(busy, 2),
+                # what else the machine did meanwhile (other servers idle, other people's work), in cores
+                "other_cores": round(max(0.0, busy - (server + backends + client) / wall), 2)}
+
+
+def client_cpu_seconds() -> float:
+    """CPU used by this process and its finished children (wrk)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def machine_jiffies() -> tuple[int, int]:

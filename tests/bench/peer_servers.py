@@ -147,6 +147,13 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def clean_up_on_signals() -> None:
+    """Make SIGTERM and SIGINT exceptions, so that every `finally` (stopping servers, dropping
+    databases) runs: SIGINT is ignored in a process started in the background by a shell."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 class Processes:
     """Starts processes in their own session (a terminal's Ctrl-C reaches only the benchmark) and
     stops each, with everything it spawned, by pid on exit."""
@@ -156,7 +163,6 @@ class Processes:
         self.started: list[subprocess.Popen] = []
 
     def __enter__(self) -> Processes:
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks on `kill`, too
         return self
 
     def __exit__(self, *exc) -> None:
