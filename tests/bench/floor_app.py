@@ -4,6 +4,8 @@ plugin's SQLite tables, as a competent developer would write it by hand.
 Strawberry + Starlette + uvicorn with Strawberry's ParserCache and ValidationCache on (each distinct
 document is parsed and validated once), one plain sqlite3 connection in WAL mode with
 synchronous=NORMAL, sync resolvers, no access log. Modula's generated API must reach it (issue 11).
+bench_peers.py runs it with Modula's interpreter, so both get the same uvicorn, event loop and HTTP
+parser (uvloop and httptools only if installed).
 
     python tests/bench/floor_app.py --db bench.db --port 8010
 
@@ -88,8 +90,8 @@ class Mutation:
         return product(row)
 
 
-schema = strawberry.Schema(query=Query, mutation=Mutation,
-                           extensions=[ParserCache(maxsize=256), ValidationCache(maxsize=256)])
+# Passed as classes, as Strawberry asks: an instance per request, sharing one process-wide cache.
+schema = strawberry.Schema(query=Query, mutation=Mutation, extensions=[ParserCache, ValidationCache])
 app = Starlette(routes=[Route("/graphql", GraphQL(schema, graphql_ide=None))])
 
 
