@@ -19,7 +19,8 @@ Session + Core layer, 8 concurrent writers and a profile).
 How to read it: "createContent / raw" is the GraphQL write rate over the raw one (issue 11 wants
 >= 0.5); the read's statement count must stay bounded (it does not grow with the number of nodes
 or fields); with --compare, "gain" is this run's contents rate over the earlier run's (the issue
-wants >= 5x over the rate before its work; run both on the same machine in the same hour).
+wants >= 5x over the rate before its work; run both on the same machine in the same hour). The read's
+"GraphQL / raw" ratio takes the machine's drift out: 5x the rate is 5x that ratio, too.
 """
 
 from __future__ import annotations

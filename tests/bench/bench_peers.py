@@ -258,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in reversed(databases):  # the copy first: it holds grants to the first one's plugin roles
             asyncio.run(drop_test_database(args.postgres_url, name))
     report["ratios"] = ratios(report)
+    other = [r["other_cores"] for by_q in report["runs"].values() for results in by_q.values() for r in results]
+    if other and sum(other) / len(other) > 0.3:
+        notes.append(f"other work used {sum(other) / len(other):.1f} of the machine's {os.cpu_count()} cores during the"
+                     " runs on average (see other_cores in the JSON): even the ratios are rough; --repeat helps")
     report["notes"] = notes
     operations = list(next(iter(report["median"].values())))
     print(f"\n{args.seconds:g} s per server and query after {args.warmup:g} s warm-up, {args.connections} connections, "
