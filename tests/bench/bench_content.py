@@ -18,9 +18,9 @@ Session + Core layer, 8 concurrent writers and a profile).
 
 How to read it: "createContent / raw" is the GraphQL write rate over the raw one (issue 11 wants
 >= 0.5); the read's statement count must stay bounded (it does not grow with the number of nodes
-or fields); with --compare, "gain" is this run's contents rate over the earlier run's (the issue
-wants >= 5x over the rate before its work; run both on the same machine in the same hour). The read's
-"GraphQL / raw" ratio takes the machine's drift out: 5x the rate is 5x that ratio, too.
+or fields); with --compare, "gain" is how many times better the read did than in the earlier run
+(the issue wants >= 5x over the rate before its work), measured on the read's "GraphQL / raw" ratio,
+which takes the machine's drift out (the raw read runs in the same minutes on the same machine).
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ def render(by_dialect: dict[str, dict], earlier: dict | None) -> str:
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for dialect, s in by_dialect.items():
         rates, statements = s["rates"], s["statements"]
-        before = (earlier or {}).get(dialect, {}).get("rates", {}).get("read")
-        gain = f"{rates['read'] / before:.2f}x" if before else "–"
+        before = (earlier or {}).get(dialect, {}).get("read_vs_raw")
+        gain = f"{s['read_vs_raw'] / before:.2f}x" if before else "–"
         lines.append(f"| {dialect} | {rates['read']:,.1f} | {statements['read']} | {rates['raw_read']:,.0f} | "
                      f"{s['read_vs_raw']:.3f} | {rates['create']:,.0f} | {statements['create']} | "
                      f"{rates['raw_create']:,.0f} | {s['create_vs_raw']:.2f} | {gain} | {s['errors']} |")
