@@ -181,9 +181,9 @@ def graphql_create(client: GraphQLClient, fixture: Fixture) -> Operation:
     return op
 
 
-def graphql_query(client: GraphQLClient) -> Operation:
+def graphql_query(client: GraphQLClient, query: str = QUERY_100) -> Operation:
     async def op(i: int) -> None:
-        body = await client.execute(QUERY_100)
+        body = await client.execute(query)
         if body.get("errors"):
             raise RuntimeError(body["errors"][0].get("message"))
         assert len(body["data"]["contents"]) == 100
