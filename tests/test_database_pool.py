@@ -44,6 +44,10 @@ async def add_routes(database: Database, *slugs: str) -> None:
         await session.insert_rows(routes, [{"slug": s, "title": s.title(), "created_at": now, "updated_at": now} for s in slugs])
 
 
+async def add_row(session, slug: str) -> None:
+    await session.insert(routes, {"slug": slug, "title": "T", "created_at": utcnow(), "updated_at": utcnow()})
+
+
 @pytest.fixture
 def thread_starts(monkeypatch) -> list[threading.Thread]:
     """Every thread started from now on, whoever starts it."""
@@ -152,10 +156,6 @@ async def test_a_connection_left_inside_a_transaction_is_clean_for_its_next_user
                 await add_row(session, "next")
             assert [row["slug"] for row in await session.fetch_all(sa.select(routes.c.slug))] == ["next"]
         assert database.connections_opened == 1
-
-
-async def add_row(session, slug: str) -> None:
-    await session.insert(routes, {"slug": slug, "title": "T", "created_at": utcnow(), "updated_at": utcnow()})
 
 
 async def test_sessions_beyond_the_pool_wait_and_nested_ones_never_deadlock(database_url):

@@ -166,7 +166,7 @@ class Database:
 
 @contextlib.asynccontextmanager
 async def _lent(pool: pools.ConnectionPool, database: Database) -> AsyncIterator[Session]:
-    connection, token = await pool.acquire()
+    connection = await pool.acquire()
     session = Session(database, connection)
     try:
         yield session
@@ -174,7 +174,7 @@ async def _lent(pool: pools.ConnectionPool, database: Database) -> AsyncIterator
         try:
             await session._abandon()
         finally:
-            await pool.release(connection, token)
+            await pool.release(connection)
 
 
 class Session:

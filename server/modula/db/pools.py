@@ -19,10 +19,10 @@ from sqlalchemy.engine import URL
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
-# The pools this task (and the tasks it started) holds a connection of. Such a task never waits
-# for another connection of the same pool but gets an extra one: waiting could deadlock when
-# every connection is held by a task that opens a nested session (a plugin call, say).
-_held: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar("modula_pools_held", default=frozenset())
+# How many connections of each pool (by id) this task, and the tasks it started, hold. Such a
+# task never waits for another connection of the same pool but gets an extra one: waiting could
+# deadlock when every connection is held by a task that opens a nested session (a plugin call).
+_held: contextvars.ContextVar[dict[int, int]] = contextvars.ContextVar("modula_pools_held", default={})
 
 
 class Counters:
@@ -85,14 +85,14 @@ class ConnectionPool:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._all_back.wait(), wait)
 
-    async def acquire(self) -> tuple[Any, contextvars.Token]:
-        """A connection and the token that marks this task as holding one (for `release`)."""
+    async def acquire(self) -> Any:
+        """A connection, to be given back with `release` from the same task."""
         if self._closed:
             raise RuntimeError("the database is not connected")
         held = _held.get()
         if self._idle:
             connection = self._idle.pop()
-        elif self._open_count < self.size or id(self) in held:
+        elif self._open_count < self.size or held.get(id(self)):
             connection = await self._connect()
         else:
             waiter = asyncio.get_running_loop().create_future()
@@ -105,15 +105,17 @@ class ConnectionPool:
                 else:
                     self._waiters.remove(waiter)
                 raise
-        return connection, _held.set(held | {id(self)})
+        _held.set({**held, id(self): held.get(id(self), 0) + 1})
+        return connection
 
-    async def release(self, connection: Any, token: contextvars.Token) -> None:
+    async def release(self, connection: Any) -> None:
         """Take the connection back, cleaned for its next user (a transaction left open is
         rolled back); one that cannot be cleaned is closed, and a fresh one opens when needed."""
-        try:
-            _held.reset(token)
-        except ValueError:  # released from another context (a fixture's teardown): nothing to undo
-            pass
+        held = _held.get()
+        if held.get(id(self), 0) > 1:
+            _held.set({**held, id(self): held[id(self)] - 1})
+        elif id(self) in held:
+            _held.set({k: v for k, v in held.items() if k != id(self)})
         try:
             reusable = await self._connector.clean(connection)
         except BaseException:
@@ -168,7 +170,16 @@ class SQLiteConnector:
         # the process alive if someone forgets to disconnect.
         connection._thread.daemon = True
         self._counters.threads_started += 1
-        await connection
+        try:
+            await connection
+        except Exception:
+            # aiosqlite has queued its worker's stop; let the worker finish while the event loop
+            # still runs, or it reports to a closed loop (a traceback after the CLI's error line).
+            for _ in range(1000):
+                if not connection._thread.is_alive():
+                    break
+                await asyncio.sleep(0.001)
+            raise
         self._counters.connections_opened += 1
         try:
             setup = [] if self._wal else ["PRAGMA journal_mode = WAL"]  # stored in the file: once is enough
