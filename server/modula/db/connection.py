@@ -27,7 +27,6 @@ from modula.db.statements import StatementCache, dialect_for
 
 StatementObserver = Callable[[str], None]
 
-SQLITE_BUSY_TIMEOUT_MS = pools.SQLITE_BUSY_TIMEOUT_MS
 # Connections held open when no size is configured: SQLite's are cheap and every reader beside
 # the one writer can use one; PostgreSQL's as many as asyncpg's default pool.
 DEFAULT_POOL_SIZE = {"sqlite": 4, "postgresql": 10}
