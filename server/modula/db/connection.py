@@ -173,6 +173,23 @@ class Session:
         records = await self._run(self._connection.fetch_all, statement)
         return [dict(record._mapping) for record in records]
 
+    async def fetch_native(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+        """Run SQL text with the driver's own placeholders (`?` on SQLite, `$1..` on PostgreSQL) and
+        bound values; rows as tuples. Observed (database.observe) and errors translated like the rest."""
+        self.database._notify(sql)
+        raw = self._connection.raw_connection
+        try:
+            if self.dialect == "sqlite":
+                return list(await raw.execute_fetchall(sql, tuple(params)))
+            return [tuple(record) for record in await raw.fetch(sql, *params)]
+        except DatabaseError:
+            raise
+        except Exception as exc:
+            translated = translate(exc)
+            if translated is None:
+                raise
+            raise translated from exc
+
     async def fetch_one(self, statement: sa.sql.ClauseElement) -> dict[str, Any] | None:
         record = await self._run(self._connection.fetch_one, statement)
         return None if record is None else dict(record._mapping)
