@@ -58,6 +58,7 @@ class CompiledOperations:
         self.maxsize = maxsize
         self.plans: OrderedDict[tuple, Any] = OrderedDict()
         self.compilations = 0  # plans made (SQL built), for tests and benchmarks
+        self.answered = 0  # operations the fast path answered
 
     async def answer(self, params: dict[str, Any], context: Any, *, safe: bool) -> dict[str, Any] | None:
         """The GraphQL response, or None when Strawberry must answer."""
@@ -97,6 +98,7 @@ class CompiledOperations:
             data = rows[0][0].encode()
         if data is None or (compiled.marked and FALLBACK_MARK in data):
             return None
+        self.answered += 1
         return {"data": RawJSON(data)}
 
     def _compile(self, params: dict[str, Any], variables: dict, context: Any, *, safe: bool) -> Any:

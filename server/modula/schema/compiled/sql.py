@@ -198,18 +198,20 @@ class SQLite(Renderer):
         return f"(SELECT json_group_array(json(s.j)) FROM (SELECT {obj} AS j FROM {source}{where}{order}{page}) AS s)"
 
     def column_value(self, column: str, kind: str) -> str:
+        # Tests by typeof(), never IS NULL: in a RETURNING clause SQLite 3.40 can evaluate
+        # `column IS NULL` against another column of the new row.
         mark = self._MARK
         if kind == "integer":
-            return (f"CASE WHEN typeof({column}) = 'integer' AND {column} BETWEEN {INT_MIN} AND {INT_MAX} THEN {column} "
-                    f"WHEN {column} IS NULL THEN NULL ELSE {mark} END")
+            value = f"CASE WHEN {column} BETWEEN {INT_MIN} AND {INT_MAX} THEN {column} ELSE {mark} END"
+            return f"CASE typeof({column}) WHEN 'integer' THEN {value} WHEN 'null' THEN NULL ELSE {mark} END"
         if kind == "real":
             # json_object writes 15 significant digits; 17 give back the very double Python reads.
-            return (f"CASE WHEN typeof({column}) = 'real' AND abs({column}) <= {_FLOAT_MAX} "
-                    f"THEN json(printf('%!.17g', {column})) WHEN {column} IS NULL THEN NULL ELSE {mark} END")
+            value = f"CASE WHEN abs({column}) <= {_FLOAT_MAX} THEN json(printf('%!.17g', {column})) ELSE {mark} END"
+            return f"CASE typeof({column}) WHEN 'real' THEN {value} WHEN 'null' THEN NULL ELSE {mark} END"
         if kind == "boolean":
-            return (f"CASE WHEN {column} IS NULL THEN NULL WHEN typeof({column}) <> 'integer' THEN {mark} "
-                    f"WHEN {column} THEN json('true') ELSE json('false') END")
-        return f"CASE WHEN typeof({column}) = 'text' OR {column} IS NULL THEN {column} ELSE {mark} END"
+            value = f"CASE WHEN {column} THEN json('true') ELSE json('false') END"
+            return f"CASE typeof({column}) WHEN 'integer' THEN {value} WHEN 'null' THEN NULL ELSE {mark} END"
+        return f"CASE typeof({column}) WHEN 'text' THEN {column} WHEN 'null' THEN NULL ELSE {mark} END"
 
     def like(self, column: str, kind: str, getter: Getter) -> str:
         if kind == "ilike":
