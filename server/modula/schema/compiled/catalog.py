@@ -29,11 +29,13 @@ class TableFields:
     columns: dict[str, ColumnSpec]
     objects: dict[str, ObjectRelation]
     arrays: dict[str, ArrayRelation]
+    filter_keys: frozenset[str] = frozenset()  # the fields of the table's filter input
 
     @classmethod
     def of(cls, api: TableApi) -> TableFields:
-        return cls(api, {naming.column_field(c.name): c for c in api.spec.columns},
-                   {rel.field: rel for rel in api.object_relations}, {rel.field: rel for rel in api.array_relations})
+        columns = {naming.column_field(c.name): c for c in api.spec.columns}
+        return cls(api, columns, {rel.field: rel for rel in api.object_relations},
+                   {rel.field: rel for rel in api.array_relations}, frozenset(columns) | {"and", "or", "not"})
 
 
 @dataclass
@@ -41,6 +43,7 @@ class Catalog:
     roots: dict[str, GeneratedRoot] = field(default_factory=dict)  # GraphQL root field name ->
     types: dict[str, TableFields] = field(default_factory=dict)  # GraphQL type name ->
     tables: dict[str, TableFields] = field(default_factory=dict)  # table name (within its plugin) ->
+    inputs: set[str] = field(default_factory=set)  # input types a variable may have: filters, insert inputs
 
     def add(self, api: TableApi, binding: Any) -> None:
         fields = TableFields.of(api)
@@ -50,8 +53,10 @@ class Catalog:
         if api.spec.primary_key:
             self.roots[api.names.one] = GeneratedRoot("one", api, binding)
         self.roots[api.names.insert_one] = GeneratedRoot("insert_one", api, binding)
+        self.inputs |= {api.names.derived("Filter"), api.names.derived("InsertInput")}
 
     def merge(self, other: Catalog) -> None:
         self.roots.update(other.roots)
         self.types.update(other.types)
         self.tables.update(other.tables)
+        self.inputs |= other.inputs

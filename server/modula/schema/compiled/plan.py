@@ -48,11 +48,13 @@ SERIALISED = frozenset({"integer", "real", "text", "boolean"})
 MAX_FIELDS = 50  # json_build_object takes at most 100 arguments on PostgreSQL
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 _FILTER_OPS = ("eq", "neq", "gt", "gte", "lt", "lte", "in", "nin", "like", "ilike", "isNull")
+_FILTER_KEYS = frozenset(_FILTER_OPS)
 _ORDERED = frozenset({"integer", "real", "text"})
 _OPS_FOR = {**{op: _ORDERED for op in ("gt", "gte", "lt", "lte")},
             **{op: SERIALISED for op in ("eq", "neq", "in", "nin")},
             "like": frozenset({"text"}), "ilike": frozenset({"text"})}
 _CONVERT: dict[str, Callable[[Any], Any]] = {"integer": int, "real": float, "text": str, "boolean": bool}
+_SCALAR_OF = {"integer": "Int", "real": "Float", "text": "String", "boolean": "Boolean"}
 
 
 class Fallback(Exception):
@@ -74,27 +76,38 @@ def viewer_id(variables: dict, viewer: Any) -> Any:
 
 @dataclass(frozen=True)
 class VarRef:
-    """A variable (or one item of a list variable) as it appears in an argument."""
+    """A variable, or a value inside a list or input-object variable, as it appears in an argument."""
 
     name: str
-    index: int | None
-    declared: str  # the scalar the variable is declared with
+    path: tuple  # keys and indexes into the variable's value
     value: Any  # its value when the plan was made (only its shape may be relied on)
 
-    def getter(self, convert: Callable[[Any], Any], check: Callable[[Any], None] | None = None) -> Getter:
-        name, index, declared = self.name, self.index, self.declared
+    def getter(self, scalar: str, convert: Callable[[Any], Any], check: Callable[[Any], None] | None = None) -> Getter:
+        """Checks what the cache key does not hold (an Int's range, a Float's finiteness) when bound."""
+        name, path = self.name, self.path
 
         def get(variables: dict, viewer: Any) -> Any:
-            value = variables[name] if index is None else variables[name][index]
-            if declared == "Int" and not INT_MIN <= value <= INT_MAX:
+            value = variables[name]
+            for step in path:
+                value = value[step]
+            if scalar == "Int" and not INT_MIN <= value <= INT_MAX:
                 raise Fallback  # Strawberry reports the value
-            if declared == "Float" and not math.isfinite(value):
+            if scalar == "Float" and not math.isfinite(value):
                 raise Fallback
             if check is not None:
                 check(value)
             return convert(value)
 
         return get
+
+
+def _references(name: str, value: Any, path: tuple = ()) -> Any:
+    """A variable's value with every leaf a VarRef (null stays None: the cache key holds it)."""
+    if isinstance(value, dict):
+        return {key: _references(name, item, (*path, key)) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_references(name, item, (*path, i)) for i, item in enumerate(value)]
+    return None if value is None else VarRef(name, path, value)
 
 
 @dataclass(frozen=True)
@@ -218,7 +231,7 @@ class Planner:
         type: the cache key holds each value's type, so this holds for every request it serves."""
         for definition in operation.variable_definitions or ():
             name = definition.variable.name.value
-            scalar, is_list, non_null = _variable_type(definition.type)
+            scalar, is_list, non_null = _variable_type(definition.type, self.catalog.inputs)
             if name in self.raw_variables:
                 value = self.raw_variables[name]
             elif definition.default_value is not None:
@@ -228,6 +241,9 @@ class Planner:
             if value is None:
                 if non_null:
                     raise Fallback
+            elif scalar in self.catalog.inputs:
+                if not isinstance(value, dict):
+                    raise Fallback  # leaves are checked where they are used, against their columns
             elif is_list:
                 if not isinstance(value, list) or not all(_scalar_fits(scalar, v) for v in value):
                     raise Fallback
@@ -379,12 +395,8 @@ class Planner:
     def _value(self, node: Any) -> Any:
         """A literal as Python data; variables as VarRef (None when null now: the key holds that)."""
         if isinstance(node, VariableNode):
-            scalar, is_list, value = self.variables[node.name.value]
-            if value is None:
-                return None
-            if is_list:
-                return [VarRef(node.name.value, i, scalar, v) for i, v in enumerate(value)]
-            return VarRef(node.name.value, None, scalar, value)
+            _, _, value = self.variables[node.name.value]
+            return _references(node.name.value, value)
         if isinstance(node, ObjectValueNode):
             return {f.name.value: self._value(f.value) for f in node.fields}
         if isinstance(node, ListValueNode):
@@ -409,7 +421,9 @@ class Planner:
             raise Fallback
         convert = _CONVERT[column.type]
         if isinstance(value, VarRef):
-            return value.getter(convert, check)
+            if not _scalar_fits(_SCALAR_OF[column.type], value.value):
+                raise Fallback  # a value inside an input-object variable that does not coerce
+            return value.getter(_SCALAR_OF[column.type], convert, check)
         if value is None or isinstance(value, (dict, list, Enum)):
             raise Fallback
         if check is not None:
@@ -434,7 +448,7 @@ class Planner:
 
     def _int(self, value: Any, check: Callable[[Any], None]) -> Getter:
         if isinstance(value, VarRef):
-            return value.getter(int, check)
+            return value.getter("Int", int, check)
         if not isinstance(value, int) or isinstance(value, bool):
             raise Fallback
         check(value)
@@ -446,14 +460,14 @@ class Planner:
         """schema/filters.py `to_where`, then crud.py `TableCrud.filter`: None matches every row."""
         if value is None:
             return None
-        if not isinstance(value, dict):
-            raise Fallback
+        if not isinstance(value, dict) or not value.keys() <= table.filter_keys:
+            raise Fallback  # an input-object variable with a field its type lacks
         parts: list[Cond] = []
         for column in table.api.spec.columns:
             comparison = value.get(column_field(column.name))
             if comparison is None:
                 continue
-            if not isinstance(comparison, dict):
+            if not isinstance(comparison, dict) or not comparison.keys() <= _FILTER_KEYS:
                 raise Fallback
             for op in _FILTER_OPS:
                 operand = comparison.get(op)
@@ -547,8 +561,9 @@ def glob_pattern(value: str) -> str:
     return _glob_pattern(value)
 
 
-def _variable_type(node: Any) -> tuple[str, bool, bool]:
-    """(scalar name, is a list, non-null) of a supported variable type; else Fallback."""
+def _variable_type(node: Any, inputs: frozenset[str] | set[str]) -> tuple[str, bool, bool]:
+    """(type name, is a list, non-null) of a supported variable type: a scalar, a list of non-null
+    scalars, or a generated filter or insert input; else Fallback."""
     non_null = isinstance(node, NonNullTypeNode)
     node = node.type if non_null else node
     if isinstance(node, ListTypeNode):
@@ -560,7 +575,7 @@ def _variable_type(node: Any) -> tuple[str, bool, bool]:
         if not isinstance(inner, NamedTypeNode) or inner.name.value not in _SCALARS:
             raise Fallback
         return inner.name.value, True, non_null
-    if not isinstance(node, NamedTypeNode) or node.name.value not in _SCALARS:
+    if not isinstance(node, NamedTypeNode) or (node.name.value not in _SCALARS and node.name.value not in inputs):
         raise Fallback
     return node.name.value, False, non_null
 

@@ -147,8 +147,9 @@ class CompiledOperations:
 
 
 def _shape(value: Any) -> Any:
-    """What of the variables' values decides a plan: their types, list lengths, booleans (they
-    choose @skip/@include and isNull), and which are null. Object values are not compiled."""
+    """What of the variables' values decides a plan: their types, list lengths, the keys of
+    objects, booleans (they choose @skip/@include and isNull), and which are null. (Strings are
+    only typed: a variable whose strings would choose SQL, an orderBy's enums, is not compiled.)"""
     if isinstance(value, dict):
         return tuple((name, _leaf(item)) for name, item in value.items())
     raise Fallback
@@ -159,6 +160,8 @@ def _leaf(value: Any) -> Any:
         return value
     if isinstance(value, list):
         return tuple(_leaf(item) for item in value)
+    if isinstance(value, dict):
+        return "{", _shape(value)
     if isinstance(value, (int, float, str)):
         return type(value)
     raise Fallback
