@@ -13,7 +13,8 @@ from modula.schema.table_types import ArrayRelation, ObjectRelation, TableApi
 
 @dataclass(frozen=True)
 class GeneratedRoot:
-    """A root field generated for a plugin table: `list`, `one` (by primary key) or `insert_one`."""
+    """A root field generated for a plugin table: `list`, `one` (by primary key), `aggregate`
+    or `insert_one`."""
 
     kind: str
     api: TableApi
@@ -50,6 +51,7 @@ class Catalog:
         self.types[api.names.type] = fields
         self.tables[api.spec.name] = fields
         self.roots[api.names.list] = GeneratedRoot("list", api, binding)
+        self.roots[api.names.aggregate] = GeneratedRoot("aggregate", api, binding)
         if api.spec.primary_key:
             self.roots[api.names.one] = GeneratedRoot("one", api, binding)
         self.roots[api.names.insert_one] = GeneratedRoot("insert_one", api, binding)

@@ -155,6 +155,16 @@ class Select:
 
 
 @dataclass
+class Count:
+    """…Aggregate { count }: the matching rows counted; `fields` are (key, None) for count and
+    (key, type name) for __typename."""
+
+    spec: TableSpec
+    fields: list[tuple[str, str | None]]
+    where: Cond | None = None
+
+
+@dataclass
 class Insert:
     """insert…One without hooks, children or onConflict: one INSERT … RETURNING the selection."""
 
@@ -187,7 +197,7 @@ class Planner:
         self.settings = settings
         self.safe = safe
         self.fragments = {d.name.value: d for d in document.definitions if d.kind == "fragment_definition"}
-        self.variables: dict[str, tuple[str, bool, Any]] = {}  # name -> (scalar, is list, value)
+        self.variables: dict[str, tuple[str, bool, Any]] = {}  # name -> (type name, is a list, value)
 
     def plan(self) -> Plan:
         operation = self._operation()
@@ -214,6 +224,8 @@ class Planner:
                 plan.insert = self._insert(root, key, nodes)
             elif operation.operation != OperationType.QUERY:
                 raise Fallback
+            elif root.kind == "aggregate":
+                plan.fields.append((key, self._count(root, nodes)))
             else:
                 plan.fields.append((key, self._root_select(root, nodes)))
         return plan
@@ -227,8 +239,9 @@ class Planner:
         return operations[0]
 
     def _read_variables(self, operation: OperationDefinitionNode) -> None:
-        """Only variables of scalar types (or lists of them), with values of the right Python
-        type: the cache key holds each value's type, so this holds for every request it serves."""
+        """Variables of scalar types (or lists of them) with values of the right Python type, and
+        of generated filter and insert input types (their leaves are checked where used): the cache
+        key holds the type of each value, so what is checked here holds for every request it serves."""
         for definition in operation.variable_definitions or ():
             name = definition.variable.name.value
             scalar, is_list, non_null = _variable_type(definition.type, self.catalog.inputs)
@@ -333,6 +346,24 @@ class Planner:
                         order=self._order(table, args.get("orderBy")))
         select.limit, select.offset = self._page(args.get("limit"), args.get("offset"))
         return select
+
+    def _count(self, root: GeneratedRoot, nodes: list[FieldNode]) -> Count:
+        """Only `count` (sum/avg/min/max fall back); the filter's errors use no "where" path here."""
+        table = self.catalog.tables[root.api.spec.name]
+        args = self._arguments(nodes[0])
+        type_name = root.api.names.derived("Aggregate")
+        merged: dict[str, list[FieldNode]] = {}
+        for node in nodes:
+            self._collect(node.selection_set, type_name, merged)
+        fields = []
+        for key, field_nodes in merged.items():
+            name = field_nodes[0].name.value
+            if name not in ("count", "__typename"):
+                raise Fallback
+            fields.append((key, None if name == "count" else type_name))
+        if set(args) - {"where"}:
+            raise Fallback
+        return Count(root.api.spec, fields, self._and([self._where(table, args.get("where")), self._rule(root.api.spec)]))
 
     def _object_relation(self, owner: TableFields, rel: Any, nodes: list[FieldNode]) -> Select:
         target = self.catalog.tables[rel.target]

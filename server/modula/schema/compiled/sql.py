@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from modula.db.introspection import ColumnSpec
-from modula.schema.compiled.plan import INT_MAX, INT_MIN, Cond, Getter, Insert, Plan, Select, constant, glob_pattern
+from modula.schema.compiled.plan import INT_MAX, INT_MIN, Cond, Count, Getter, Insert, Plan, Select, constant, glob_pattern
 
 FALLBACK_TEXT = "\x01MODULA_FALLBACK"
 FALLBACK_MARK = b"\\u0001MODULA_FALLBACK"  # as both databases write it in JSON
@@ -68,7 +68,16 @@ class Renderer:
     def _root_value(self, value) -> str:
         if isinstance(value, str):
             return _literal(value)
+        if isinstance(value, Count):
+            return self.nested(self.count(value))
         return self.nested(self.select(value, None))
+
+    def count(self, count: Count) -> str:
+        alias = self._alias()
+        pairs = [(key, self.column_value("count(*)", "integer") if type_name is None else _literal(type_name))
+                 for key, type_name in count.fields]
+        where = f" WHERE {self.condition(count.where, alias)}" if count.where is not None else ""
+        return f"(SELECT {self.object(pairs)} FROM {quote(count.spec.name)} AS {alias}{where})"
 
     def _alias(self) -> str:
         self._aliases += 1
