@@ -111,6 +111,9 @@ COMPILED = [
     ("query($w: FpProductFilter!) { fpProducts(where: {not: $w}) { name } }", {"w": {"category": {"isNull": True}, "price": None}}),
     ("query($w: FpAttributeFilter) { fpProducts { name fpAttributes(where: $w) { key } } }", {"w": {"rank": {"gte": 2}}}),
     ("{ all: fpProductsAggregate { count __typename } some: fpProductsAggregate(where: {price: {gt: 2}}) { n: count } }", None),
+    ("query($o: [FpProductOrderBy!]) { fpProducts(orderBy: $o) { name } }", {"o": [{"category": "DESC"}, {"price": "ASC"}]}),
+    ("query($o: [FpProductOrderBy!]) { fpProducts(orderBy: $o) { name } }", {"o": [{"category": "ASC"}, {"price": "DESC"}]}),
+    ("query($o: FpAttributeOrderBy!) { fpProducts { fpAttributes(orderBy: [$o]) { key } } }", {"o": {"key": "DESC"}}),
     ("query One($id: Int!) { fpProduct(productId: $id) { name } } query Two { fpProducts { name } }", {"id": 1}),
 ]
 
@@ -211,6 +214,8 @@ async def test_a_hidden_parent_of_a_non_null_relation_falls_back_to_its_error(sh
     ("query($w: FpProductFilter) { fpProducts(where: $w) { name } }", {"w": {"colour": {"eq": "red"}}}),  # no such field
     ("query($w: FpProductFilter) { fpProducts(where: $w) { name } }", {"w": {"productId": {"eq": "one"}}}),
     ("query($w: FpProductFilter) { fpProducts(where: $w) { name } }", {"w": {"price": {"like": "1%"}}}),
+    ("query($o: [FpProductOrderBy!]) { fpProducts(orderBy: $o) { name } }", {"o": [{"price": "UP"}]}),
+    ("query($o: [FpProductOrderBy!]) { fpProducts(orderBy: $o) { name } }", {"o": [{"price": "ASC", "name": "ASC"}]}),
 ])
 async def test_what_the_fast_path_cannot_answer_goes_to_strawberry(shop, query, variables):
     app, _, clerk = shop

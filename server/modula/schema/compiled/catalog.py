@@ -8,6 +8,7 @@ from typing import Any
 
 from modula.db.introspection import ColumnSpec
 from modula.schema import naming
+from modula.schema.filters import COMPARABLE
 from modula.schema.table_types import ArrayRelation, ObjectRelation, TableApi
 
 
@@ -31,12 +32,14 @@ class TableFields:
     objects: dict[str, ObjectRelation]
     arrays: dict[str, ArrayRelation]
     filter_keys: frozenset[str] = frozenset()  # the fields of the table's filter input
+    orderable: frozenset[str] = frozenset()  # the fields of its order input
 
     @classmethod
     def of(cls, api: TableApi) -> TableFields:
         columns = {naming.column_field(c.name): c for c in api.spec.columns}
+        orderable = frozenset(name for name, c in columns.items() if c.type in COMPARABLE | {"boolean"})
         return cls(api, columns, {rel.field: rel for rel in api.object_relations},
-                   {rel.field: rel for rel in api.array_relations}, frozenset(columns) | {"and", "or", "not"})
+                   {rel.field: rel for rel in api.array_relations}, frozenset(columns) | {"and", "or", "not"}, orderable)
 
 
 @dataclass
@@ -44,7 +47,7 @@ class Catalog:
     roots: dict[str, GeneratedRoot] = field(default_factory=dict)  # GraphQL root field name ->
     types: dict[str, TableFields] = field(default_factory=dict)  # GraphQL type name ->
     tables: dict[str, TableFields] = field(default_factory=dict)  # table name (within its plugin) ->
-    inputs: set[str] = field(default_factory=set)  # input types a variable may have: filters, insert inputs
+    inputs: set[str] = field(default_factory=set)  # input types a variable may have: filter, order, insert
 
     def add(self, api: TableApi, binding: Any) -> None:
         fields = TableFields.of(api)
@@ -55,7 +58,7 @@ class Catalog:
         if api.spec.primary_key:
             self.roots[api.names.one] = GeneratedRoot("one", api, binding)
         self.roots[api.names.insert_one] = GeneratedRoot("insert_one", api, binding)
-        self.inputs |= {api.names.derived("Filter"), api.names.derived("InsertInput")}
+        self.inputs |= {api.names.derived(suffix) for suffix in ("Filter", "OrderBy", "InsertInput")}
 
     def merge(self, other: Catalog) -> None:
         self.roots.update(other.roots)

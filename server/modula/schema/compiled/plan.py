@@ -255,7 +255,8 @@ class Planner:
                 if non_null:
                     raise Fallback
             elif scalar in self.catalog.inputs:
-                if not isinstance(value, dict):
+                items = value if is_list and isinstance(value, list) else [value]
+                if not all(isinstance(item, dict) for item in items):
                     raise Fallback  # leaves are checked where they are used, against their columns
             elif is_list:
                 if not isinstance(value, list) or not all(_scalar_fits(scalar, v) for v in value):
@@ -543,10 +544,10 @@ class Planner:
         for item in items:
             if not isinstance(item, dict):
                 raise Fallback
-            chosen = [(name, direction) for name, direction in item.items() if direction is not None]
-            if len(chosen) != 1 or not isinstance(chosen[0][1], Enum) or chosen[0][0] not in table.columns:
-                raise Fallback
-            order.append((table.columns[chosen[0][0]], chosen[0][1].name.lower()))
+            chosen = [(name, _direction(direction)) for name, direction in item.items() if direction is not None]
+            if len(chosen) != 1 or chosen[0][0] not in table.orderable:
+                raise Fallback  # INVALID_ORDER today, or a field the input lacks (in a variable)
+            order.append((table.columns[chosen[0][0]], chosen[0][1]))
         named = {column.name for column, _ in order}
         spec = table.api.spec
         return order + [(spec.column(name), "asc") for name in spec.primary_key if name not in named]
@@ -583,6 +584,15 @@ class Planner:
         return parts[0] if len(parts) == 1 else Cond("and", parts)
 
 
+def _direction(value: Any) -> str:
+    """OrderDirection as a literal, or as a variable's string (the cache key holds "ASC" and
+    "DESC" by value, so the plan's order holds for every request it serves)."""
+    name = value.name if isinstance(value, Enum) else value.value if isinstance(value, VarRef) else None
+    if name not in ("ASC", "DESC"):
+        raise Fallback
+    return name.lower()
+
+
 def _check_pattern(value: Any) -> None:
     if (len(value) - len(value.rstrip("\\"))) % 2:
         raise Fallback  # crud.py refuses a pattern ending in a lone backslash
@@ -594,7 +604,7 @@ def glob_pattern(value: str) -> str:
 
 def _variable_type(node: Any, inputs: frozenset[str] | set[str]) -> tuple[str, bool, bool]:
     """(type name, is a list, non-null) of a supported variable type: a scalar, a list of non-null
-    scalars, or a generated filter or insert input; else Fallback."""
+    scalars, a generated filter, order or insert input (or a list of them); else Fallback."""
     non_null = isinstance(node, NonNullTypeNode)
     node = node.type if non_null else node
     if isinstance(node, ListTypeNode):
@@ -603,7 +613,7 @@ def _variable_type(node: Any, inputs: frozenset[str] | set[str]) -> tuple[str, b
             inner = inner.type
         else:
             raise Fallback
-        if not isinstance(inner, NamedTypeNode) or inner.name.value not in _SCALARS:
+        if not isinstance(inner, NamedTypeNode) or (inner.name.value not in _SCALARS and inner.name.value not in inputs):
             raise Fallback
         return inner.name.value, True, non_null
     if not isinstance(node, NamedTypeNode) or (node.name.value not in _SCALARS and node.name.value not in inputs):

@@ -43,6 +43,7 @@ class Compiled:
     marked: bool = True  # may hold FALLBACK_MARK
 
 
+_DIRECTIONS = frozenset({"ASC", "DESC"})
 _FALLBACK = object()  # a cache entry: this operation always goes to Strawberry
 
 
@@ -148,8 +149,8 @@ class CompiledOperations:
 
 def _shape(value: Any) -> Any:
     """What of the variables' values decides a plan: their types, list lengths, the keys of
-    objects, booleans (they choose @skip/@include and isNull), and which are null. (Strings are
-    only typed: a variable whose strings would choose SQL, an orderBy's enums, is not compiled.)"""
+    objects, booleans (they choose @skip/@include and isNull), the strings ASC and DESC (an
+    orderBy's directions), and which are null; other strings and numbers only by type."""
     if isinstance(value, dict):
         return tuple((name, _leaf(item)) for name, item in value.items())
     raise Fallback
@@ -162,6 +163,8 @@ def _leaf(value: Any) -> Any:
         return tuple(_leaf(item) for item in value)
     if isinstance(value, dict):
         return "{", _shape(value)
+    if value in _DIRECTIONS:
+        return value  # an orderBy's direction in a variable chooses the SQL
     if isinstance(value, (int, float, str)):
         return type(value)
     raise Fallback
