@@ -286,3 +286,16 @@ async def test_the_answer_is_spliced_json_with_the_schema_generation(shop):
                                             "extensions": {"schemaGeneration": generation}}
     in_order = json.loads(response.content, object_pairs_hook=list)  # keys in selection order
     assert in_order[0] == ("data", [("fpProduct", [("name", "date"), ("price", 12.5)])])
+
+
+async def test_plans_are_kept_in_a_bounded_cache_of_the_schema(shop):
+    app, admin, _ = shop
+    plans = compiled(app)
+    plans.maxsize = 2
+    for n in (1, 2, 3):
+        await admin.data(f"{{ fpProducts(limit: {n}) {{ name }} }}")
+    assert len(plans.plans) == 2 and [key[0] for key in plans.plans] == ["{ fpProducts(limit: 2) { name } }",
+                                                                         "{ fpProducts(limit: 3) { name } }"]
+    made = plans.compilations
+    await admin.data("{ fpProducts(limit: 1) { name } }")  # evicted: planned again
+    assert plans.compilations == made + 1

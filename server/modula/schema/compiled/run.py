@@ -77,7 +77,7 @@ class CompiledOperations:
         if compiled is None:
             compiled = self._compile(params, variables, context, safe=safe)
             self.plans[key] = compiled
-            if len(self.plans) > self.maxsize:
+            while len(self.plans) > self.maxsize:
                 self.plans.popitem(last=False)
         else:
             self.plans.move_to_end(key)
