@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import errno
 import shutil
-import socket
 import sys
 import traceback
 from collections.abc import AsyncIterator
@@ -31,6 +29,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         watch=True if getattr(args, "watch", False) else None,
         production=True if getattr(args, "production", False) else None,
         plugins_dir=Path(args.plugins_dir) if getattr(args, "plugins_dir", None) else None,
+        workers=getattr(args, "workers", None),
+        access_log=True if getattr(args, "access_log", False) else None,
     )
 
 
@@ -107,52 +107,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from modula.app import create_app
     from modula.cli_errors import shown_url
+    from modula.serving import listen, run_workers
 
     settings = _settings(args)
-    listening = _listen(settings.host, settings.port)
+    if settings.workers < 1:
+        raise CommandError(f"--workers must be 1 or more, not {settings.workers}", "give --workers N with N >= 1")
+    listening = listen(settings.host, settings.port)
 
     async def prepare() -> None:  # migrate here, where progress and errors reach the user as lines
-        async with _connected(settings, Progress()):
-            pass
+        async with _connected(settings, Progress()) as database:
+            if settings.workers > 1:
+                # Installs and upgrades happen here, once; the workers then only load what is installed.
+                from modula.plugins.host import PluginHost
+
+                host = PluginHost(database)
+                try:
+                    await host.load_all(settings.plugins_dir)
+                finally:
+                    await host.close()
 
     try:
         asyncio.run(prepare())
     except BaseException:
         listening.close()
         raise
-    print(f"Modula serving GraphQL at http://{settings.host}:{settings.port}/graphql ({shown_url(settings.database_url)})",
+    workers = f", {settings.workers} workers" if settings.workers > 1 else ""
+    print(f"Modula serving GraphQL at http://{settings.host}:{settings.port}/graphql ({shown_url(settings.database_url)}{workers})",
           flush=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, log_level="info"))
-    server.run(sockets=[listening])
-    return 0
 
+    def serve() -> None:
+        config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+                                access_log=settings.access_log)
+        uvicorn.Server(config).run(sockets=[listening])
 
-def _listen(host: str, port: int) -> socket.socket:
-    """Bind the server's socket before anything else, so that a port in use is one clear line and
-    not a log record from uvicorn after the migrations."""
-    try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-    except socket.gaierror as exc:
-        raise CommandError(f"cannot listen on {host!r}: {exc.strerror}", _HOST_FIX) from exc
-    listening = socket.socket(family, socket.SOCK_STREAM)
-    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a restart needs no wait
-    try:
-        listening.bind((host, port))
-    except OSError as exc:
-        listening.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise CommandError(f"port {port} on {host} is already in use",
-                               f"stop the program that uses it (`ss -ltnp 'sport = :{port}'` names it) "
-                               "or choose another port with --port or MODULA_PORT") from exc
-        if exc.errno == errno.EACCES:
-            raise CommandError(f"no permission to listen on port {port}",
-                               "choose a port above 1023 with --port or MODULA_PORT") from exc
-        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}", _HOST_FIX) from exc
-    listening.set_inheritable(True)
-    return listening
-
-
-_HOST_FIX = "give an address of this machine with --host or MODULA_HOST (127.0.0.1, or 0.0.0.0 for every interface)"
+    if settings.workers == 1:
+        serve()
+        return 0
+    return run_workers(settings.workers, serve)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -531,6 +522,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--watch", action="store_true", help="reload a plugin when its files change")
     serve.add_argument("--production", action="store_true",
                        help="introspection and field suggestions for admins only (env MODULA_PRODUCTION=1)")
+    serve.add_argument("--workers", type=int, metavar="N",
+                       help="server processes sharing the port, each a whole server on the one database "
+                            "(default 1; env MODULA_WORKERS; more than 1 wants PostgreSQL)")
+    serve.add_argument("--access-log", action="store_true", help="log a line per request (env MODULA_ACCESS_LOG=1)")
 
     command(commands, "migrate", "apply the core schema migrations and exit",
             "Apply the core schema migrations not yet applied, reporting each, and exit.\n"

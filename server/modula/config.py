@@ -39,6 +39,10 @@ class Settings:
     # Compile generated-API operations into one SQL statement each (schema/compiled); off
     # (MODULA_FAST_PATH=0), every operation runs through Strawberry's resolvers.
     fast_path: bool = True
+    # `modula serve`: server processes sharing the listening socket (each a whole server on the one
+    # database), and uvicorn's line per request (off: it costs a few percent of every request).
+    workers: int = 1
+    access_log: bool = False
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -72,6 +76,10 @@ class Settings:
             settings = replace(settings, fast_path=False)
         if env.get("MODULA_PRODUCTION", "").lower() in ("1", "true", "yes"):
             settings = replace(settings, production=True)
+        if env.get("MODULA_WORKERS"):
+            settings = replace(settings, workers=int(env["MODULA_WORKERS"]))
+        if env.get("MODULA_ACCESS_LOG", "").lower() in ("1", "true", "yes"):
+            settings = replace(settings, access_log=True)
         if env.get("MODULA_CORS_ORIGINS"):  # comma-separated
             origins = (origin.strip().rstrip("/") for origin in env["MODULA_CORS_ORIGINS"].split(","))
             settings = replace(settings, cors_origins=tuple(origin for origin in origins if origin))

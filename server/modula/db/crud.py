@@ -312,13 +312,17 @@ class TableCrud:
         return _COMPARISONS[op](column, operand)
 
     def _ordering(self, order_by: OrderBy | None) -> list[sa.ColumnElement]:
-        """ORDER BY terms: NULL sorts as the smallest value on both dialects; the primary key breaks ties."""
+        """ORDER BY terms: NULL sorts as the smallest value on both dialects; the primary key breaks ties.
+        NOT NULL columns get no NULLS clause, so PostgreSQL can serve the order from a plain index."""
         terms, named = [], set()
         for i, (name, direction) in enumerate(order_by or ()):
             column = self._column(name, ("order_by", i))
             if direction not in ("asc", "desc") or self._kinds[name] == "json":
                 raise CrudError(f"order by a non-json column, asc or desc (not {name} {direction})", ("order_by", i))
-            terms.append(column.asc().nulls_first() if direction == "asc" else column.desc().nulls_last())
+            if not self.spec.column(name).nullable:  # a plain index serves it on both dialects
+                terms.append(column.asc() if direction == "asc" else column.desc())
+            else:  # the order plugins/tables.py indexes nullable columns in, on both dialects
+                terms.append(column.asc().nulls_first() if direction == "asc" else column.desc().nulls_last())
             named.add(name)
         return terms + [self.table.c[name].asc() for name in self.spec.primary_key if name not in named]
 

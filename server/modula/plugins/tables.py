@@ -213,11 +213,23 @@ async def apply(session: Session, plan_: Plan) -> None:
     for table in plan_.new_tables:
         await session.execute(sa.schema.CreateTable(table))
         for index in table.indexes:
-            await session.execute(sa.schema.CreateIndex(index))
+            await session.execute(sa.schema.DDL(_create_index_sql(session.dialect, index)))
     for table, column in plan_.new_columns:
         await session.execute(sa.schema.DDL(_add_column_sql(session.dialect, table, column)))
     for index in plan_.new_indexes:
-        await session.execute(sa.schema.CreateIndex(index))
+        await session.execute(sa.schema.DDL(_create_index_sql(session.dialect, index)))
+
+
+def _create_index_sql(dialect_name: str, index: sa.Index) -> str:
+    """CREATE INDEX whose order serves the generated API's ORDER BY (db/crud.py): NULL sorts first
+    ascending on both dialects. SQLite's indexes already keep NULL first; PostgreSQL's keep it last
+    unless told, so there a nullable column is indexed NULLS FIRST (and a descending order, NULLS
+    LAST, is the same index read backwards)."""
+    columns = []
+    for column in index.columns:
+        nulls_first = dialect_name == "postgresql" and column.nullable
+        columns.append(quote_ident(column.name) + (" NULLS FIRST" if nulls_first else ""))
+    return f"CREATE INDEX {quote_ident(index.name)} ON {quote_ident(index.table.name)} ({', '.join(columns)})"
 
 
 def _add_column_sql(dialect_name: str, table: sa.Table, column: sa.Column) -> str:
