@@ -223,6 +223,16 @@ async def test_what_the_fast_path_cannot_answer_goes_to_strawberry(shop, query, 
     assert not used and fast == slow
 
 
+async def test_an_operation_on_core_fields_is_set_aside_whatever_its_variables(shop):
+    app, admin, _ = shop
+    plans = compiled(app)
+    query = "query($ids: [Int!]!) { fpProducts(where: {productId: {in: $ids}}) { name } me { id } }"
+    for n in range(5):
+        slow, fast, used = await both_ways(app, admin, query, {"ids": list(range(n))})
+        assert not used and "errors" not in fast and fast == slow
+    assert (query, None) in plans.foreign and not any(key[0] == query for key in plans.plans)
+
+
 async def test_an_operation_with_a_lua_field_falls_back_and_works(shop):
     app, admin, _ = shop
     slow, fast, used = await both_ways(app, admin, "{ fpProduct(productId: 1) { name shout fpAttributes { key } } }", None)

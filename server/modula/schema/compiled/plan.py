@@ -584,6 +584,29 @@ class Planner:
         return parts[0] if len(parts) == 1 else Cond("and", parts)
 
 
+def roots_known(document: DocumentNode, operation_name: str | None, catalog: Catalog) -> bool:
+    """Whether every root field the operation may select (whatever its variables) is one the
+    catalog knows, or __typename; False for a core or Lua field, or no such operation."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)
+                  and (operation_name is None or (d.name is not None and d.name.value == operation_name))]
+    if len(operations) != 1:
+        return False
+    fragments = {d.name.value: d for d in document.definitions if d.kind == "fragment_definition"}
+    pending, seen = [operations[0].selection_set], set()
+    while pending:
+        for selection in pending.pop().selections:
+            if isinstance(selection, FieldNode):
+                if selection.name.value != "__typename" and selection.name.value not in catalog.roots:
+                    return False
+            elif isinstance(selection, InlineFragmentNode):
+                pending.append(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen:
+                seen.add(selection.name.value)
+                if selection.name.value in fragments:
+                    pending.append(fragments[selection.name.value].selection_set)
+    return True
+
+
 def _direction(value: Any) -> str:
     """OrderDirection as a literal, or as a variable's string (the cache key holds "ASC" and
     "DESC" by value, so the plan's order holds for every request it serves)."""

@@ -15,7 +15,7 @@ from graphql import GraphQLError, GraphQLSchema, specified_rules
 
 from modula.db.errors import DatabaseError
 from modula.schema.compiled.catalog import Catalog
-from modula.schema.compiled.plan import Fallback, Getter, Insert, Planner
+from modula.schema.compiled.plan import Fallback, Getter, Insert, Planner, roots_known
 from modula.schema.compiled.sql import FALLBACK_MARK, renderer
 from modula.schema.limits import Limits, document_rules, parse_within
 
@@ -58,12 +58,17 @@ class CompiledOperations:
         self.rules = (*specified_rules, *document_rules(limits.max_depth, limits.max_aliases))
         self.maxsize = maxsize
         self.plans: OrderedDict[tuple, Any] = OrderedDict()
+        # (document, operation name) whose root fields the fast path never answers (core, Lua):
+        # decided once, before the variables are looked at, and kept apart so they evict no plan.
+        self.foreign: OrderedDict[tuple, None] = OrderedDict()
         self.compilations = 0  # plans made (SQL built), for tests and benchmarks
         self.answered = 0  # operations the fast path answered
 
     async def answer(self, params: dict[str, Any], context: Any, *, safe: bool) -> dict[str, Any] | None:
         """The GraphQL response, or None when Strawberry must answer."""
         if not self.catalog.roots:
+            return None
+        if (params["query"], params["operationName"]) in self.foreign:
             return None
         variables = params["variables"] or {}
         session = context.session
@@ -76,6 +81,8 @@ class CompiledOperations:
         compiled = self.plans.get(key)
         if compiled is None:
             compiled = self._compile(params, variables, context, safe=safe)
+            if compiled is None:
+                return None  # set aside among the foreign operations
             self.plans[key] = compiled
             while len(self.plans) > self.maxsize:
                 self.plans.popitem(last=False)
@@ -103,12 +110,19 @@ class CompiledOperations:
         return {"data": RawJSON(data)}
 
     def _compile(self, params: dict[str, Any], variables: dict, context: Any, *, safe: bool) -> Any:
+        """A Compiled plan, _FALLBACK for these variables and this viewer, or None for an operation
+        the fast path never answers."""
         try:
             document = parse_within(params["query"], self.limits.max_tokens)
         except GraphQLError:
             return _FALLBACK
         if self.validate(self.schema, document, self.rules):
             return _FALLBACK
+        if not roots_known(document, params["operationName"], self.catalog):
+            self.foreign[(params["query"], params["operationName"])] = None
+            while len(self.foreign) > self.maxsize:
+                self.foreign.popitem(last=False)
+            return None
         try:
             plan = Planner(self.catalog, document, params["operationName"], variables, context.viewer,
                            context.settings, safe=safe).plan()
