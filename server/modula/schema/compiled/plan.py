@@ -177,7 +177,7 @@ class Insert:
 
 @dataclass
 class Plan:
-    """Root fields in selection order: (key, Select) or (key, "__typename" value); or an Insert."""
+    """Root fields in selection order: (key, Select | Count | the __typename value); or an Insert."""
 
     fields: list[tuple[str, Any]] = field(default_factory=list)
     insert: Insert | None = None
@@ -187,6 +187,8 @@ class Plan:
 
 
 class Planner:
+    """Plans one operation for one viewer and the shape of one request's variables."""
+
     def __init__(self, catalog: Catalog, document: DocumentNode, operation_name: str | None, variables: dict,
                  viewer: Any, settings: Any, *, safe: bool) -> None:
         self.catalog = catalog
@@ -622,6 +624,7 @@ def _check_pattern(value: Any) -> None:
 
 
 def glob_pattern(value: str) -> str:
+    """A LIKE pattern as SQLite's case-sensitive GLOB, exactly as crud.py turns it."""
     return _glob_pattern(value)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from modula.db.introspection import ColumnSpec
-from modula.schema.compiled.plan import INT_MAX, INT_MIN, Cond, Count, Getter, Insert, Plan, Select, constant, glob_pattern
+from modula.schema.compiled.plan import INT_MAX, INT_MIN, Cond, Count, Getter, Insert, Plan, Select, glob_pattern
 
 FALLBACK_TEXT = "\x01MODULA_FALLBACK"
 FALLBACK_MARK = b"\\u0001MODULA_FALLBACK"  # as both databases write it in JSON
@@ -268,5 +268,3 @@ class PostgreSQL(Renderer):
 def renderer(dialect: str) -> Renderer:
     return SQLite() if dialect == "sqlite" else PostgreSQL()
 
-
-__all__ = ["FALLBACK_MARK", "Statement", "renderer", "constant"]
