@@ -10,9 +10,7 @@ filter semantics as crud.py (`TableCrud.filter`), the same ordering and page-siz
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
@@ -40,13 +38,14 @@ from graphql import (
 from modula.db.crud import _glob_pattern
 from modula.db.introspection import ColumnSpec, TableSpec
 from modula.schema.compiled.catalog import Catalog, GeneratedRoot, TableFields
+from modula.schema.compiled.tree import (Cond, Count, Enum, Fallback, Getter, Insert, Link, Plan, Select, VarRef, constant,
+                                         references, viewer_id)
 from modula.schema.naming import column_field
 
 # Column types whose GraphQL values the SQL reproduces exactly; others fall back when selected
 # or compared (isNull works on every type).
 SERIALISED = frozenset({"integer", "real", "text", "boolean"})
 MAX_FIELDS = 50  # json_build_object takes at most 100 arguments on PostgreSQL
-INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 _FILTER_OPS = ("eq", "neq", "gt", "gte", "lt", "lte", "in", "nin", "like", "ilike", "isNull")
 _FILTER_KEYS = frozenset(_FILTER_OPS)
 _ORDERED = frozenset({"integer", "real", "text"})
@@ -55,132 +54,6 @@ _OPS_FOR = {**{op: _ORDERED for op in ("gt", "gte", "lt", "lte")},
             "like": frozenset({"text"}), "ilike": frozenset({"text"})}
 _CONVERT: dict[str, Callable[[Any], Any]] = {"integer": int, "real": float, "text": str, "boolean": bool}
 _SCALAR_OF = {"integer": "Int", "real": "Float", "text": "String", "boolean": "Boolean"}
-
-
-class Fallback(Exception):
-    """Leave this operation (or these values) to Strawberry."""
-
-
-# --- values: constants now, variables and the viewer's id when bound ------------------------
-
-Getter = Callable[[dict, Any], Any]  # (variables, viewer) -> the value to bind
-
-
-def constant(value: Any) -> Getter:
-    return lambda variables, viewer: value
-
-
-def viewer_id(variables: dict, viewer: Any) -> Any:
-    return viewer.user_id
-
-
-@dataclass(frozen=True)
-class VarRef:
-    """A variable, or a value inside a list or input-object variable, as it appears in an argument."""
-
-    name: str
-    path: tuple  # keys and indexes into the variable's value
-    value: Any  # its value when the plan was made (only its shape may be relied on)
-
-    def getter(self, scalar: str, convert: Callable[[Any], Any], check: Callable[[Any], None] | None = None) -> Getter:
-        """Checks what the cache key does not hold (an Int's range, a Float's finiteness) when bound."""
-        name, path = self.name, self.path
-
-        def get(variables: dict, viewer: Any) -> Any:
-            value = variables[name]
-            for step in path:
-                value = value[step]
-            if scalar == "Int" and not INT_MIN <= value <= INT_MAX:
-                raise Fallback  # Strawberry reports the value
-            if scalar == "Float" and not math.isfinite(value):
-                raise Fallback
-            if check is not None:
-                check(value)
-            return convert(value)
-
-        return get
-
-
-def _references(name: str, value: Any, path: tuple = ()) -> Any:
-    """A variable's value with every leaf a VarRef (null stays None: the cache key holds it)."""
-    if isinstance(value, dict):
-        return {key: _references(name, item, (*path, key)) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_references(name, item, (*path, i)) for i, item in enumerate(value)]
-    return None if value is None else VarRef(name, path, value)
-
-
-@dataclass(frozen=True)
-class Enum:
-    name: str
-
-
-# --- the tree -------------------------------------------------------------------------------
-
-
-@dataclass
-class Cond:
-    """A condition: kind is and/or/not/true/false, cmp (op on a column with a value), isnull,
-    in/nin (a list of values), like/ilike/glob."""
-
-    kind: str
-    parts: list[Cond] = field(default_factory=list)
-    column: str = ""
-    op: str = ""
-    values: list[Getter] = field(default_factory=list)
-    negated: bool = False
-
-
-@dataclass
-class Link:
-    """How a nested select joins its parent: `column` of this table = `parent_column` of the parent."""
-
-    column: str
-    parent_column: str
-
-
-@dataclass
-class Select:
-    """Rows of one table as JSON: a list (`many`) or one object."""
-
-    spec: TableSpec
-    type_name: str
-    fields: list[tuple[str, Any]]  # (response key, ColumnSpec | str for __typename | Select)
-    many: bool
-    where: Cond | None = None
-    order: list[tuple[ColumnSpec, str]] = field(default_factory=list)
-    limit: Getter | None = None
-    offset: Getter | None = None
-    link: Link | None = None
-
-
-@dataclass
-class Count:
-    """…Aggregate { count }: the matching rows counted; `fields` are (key, None) for count and
-    (key, type name) for __typename."""
-
-    spec: TableSpec
-    fields: list[tuple[str, str | None]]
-    where: Cond | None = None
-
-
-@dataclass
-class Insert:
-    """insert…One without hooks, children or onConflict: one INSERT … RETURNING the selection."""
-
-    root: GeneratedRoot
-    key: str
-    columns: list[ColumnSpec]
-    values: list[Getter]
-    returning: Select
-
-
-@dataclass
-class Plan:
-    """Root fields in selection order: (key, Select | Count | the __typename value); or an Insert."""
-
-    fields: list[tuple[str, Any]] = field(default_factory=list)
-    insert: Insert | None = None
 
 
 # --- planning -------------------------------------------------------------------------------
@@ -430,7 +303,7 @@ class Planner:
         """A literal as Python data; variables as VarRef (None when null now: the key holds that)."""
         if isinstance(node, VariableNode):
             _, _, value = self.variables[node.name.value]
-            return _references(node.name.value, value)
+            return references(node.name.value, value)
         if isinstance(node, ObjectValueNode):
             return {f.name.value: self._value(f.value) for f in node.fields}
         if isinstance(node, ListValueNode):

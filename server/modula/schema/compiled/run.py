@@ -15,7 +15,8 @@ from graphql import GraphQLError, GraphQLSchema, specified_rules
 
 from modula.db.errors import DatabaseError
 from modula.schema.compiled.catalog import Catalog
-from modula.schema.compiled.plan import Fallback, Getter, Insert, Planner, roots_known
+from modula.schema.compiled.plan import Planner, roots_known
+from modula.schema.compiled.tree import Fallback, Getter, Insert
 from modula.schema.compiled.sql import FALLBACK_MARK, renderer
 from modula.schema.limits import Limits, document_rules, parse_within
 

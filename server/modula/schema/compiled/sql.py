@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from modula.db.introspection import ColumnSpec
-from modula.schema.compiled.plan import INT_MAX, INT_MIN, Cond, Count, Getter, Insert, Plan, Select, glob_pattern
+from modula.schema.compiled.plan import glob_pattern
+from modula.schema.compiled.tree import INT_MAX, INT_MIN, Cond, Count, Getter, Insert, Plan, Select
 
 FALLBACK_TEXT = "\x01MODULA_FALLBACK"
 FALLBACK_MARK = b"\\u0001MODULA_FALLBACK"  # as both databases write it in JSON
