@@ -17,6 +17,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from modula.config import Settings
 from modula.plugins.errors import PluginError
+from modula.schema.compiled import content as core_content
 from modula.schema.compiled.catalog import Catalog
 from modula.schema.compiled.run import CompiledOperations
 from modula.schema.core_schema import Mutation, Query
@@ -50,7 +51,9 @@ def _schema(query: type, mutation: type, settings: Settings | None = None, catal
         extensions=[lambda: RequestLimits(limits), validation, mask_internal_errors],
     )
     # The fast path's plans live with the schema and go with it when a swap retires it.
-    schema.compiled = CompiledOperations(catalog or Catalog(), schema._schema, limits, validation.validate)
+    catalog = catalog or Catalog()
+    catalog.core.update(core_content.ROOTS)  # contents and content(id:)
+    schema.compiled = CompiledOperations(catalog, schema._schema, limits, validation.validate)
     return schema
 
 

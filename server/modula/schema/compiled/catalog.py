@@ -48,6 +48,8 @@ class Catalog:
     types: dict[str, TableFields] = field(default_factory=dict)  # GraphQL type name ->
     tables: dict[str, TableFields] = field(default_factory=dict)  # table name (within its plugin) ->
     inputs: set[str] = field(default_factory=set)  # input types a variable may have: filter, order, insert
+    # core root field name -> its planner (Planner, field nodes) -> a value that renders itself
+    core: dict[str, Any] = field(default_factory=dict)
 
     def add(self, api: TableApi, binding: Any) -> None:
         fields = TableFields.of(api)
@@ -65,3 +67,4 @@ class Catalog:
         self.types.update(other.types)
         self.tables.update(other.tables)
         self.inputs |= other.inputs
+        self.core.update(other.core)

@@ -92,7 +92,11 @@ class Planner:
                 continue
             root = self.catalog.roots.get(name)
             if root is None:
-                raise Fallback
+                core = self.catalog.core.get(name)
+                if core is None or operation.operation != OperationType.QUERY:
+                    raise Fallback
+                plan.fields.append((key, core(self, nodes)))
+                continue
             if root.kind == "insert_one":
                 if operation.operation != OperationType.MUTATION or len(fields) != 1:
                     raise Fallback
@@ -461,7 +465,8 @@ class Planner:
 
 def roots_known(document: DocumentNode, operation_name: str | None, catalog: Catalog) -> bool:
     """Whether every root field the operation may select (whatever its variables) is one the
-    catalog knows, or __typename; False for a core or Lua field, or no such operation."""
+    catalog knows, or __typename; False for a core field it does not compile, a Lua field, or no
+    such operation."""
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)
                   and (operation_name is None or (d.name is not None and d.name.value == operation_name))]
     if len(operations) != 1:
@@ -471,7 +476,8 @@ def roots_known(document: DocumentNode, operation_name: str | None, catalog: Cat
     while pending:
         for selection in pending.pop().selections:
             if isinstance(selection, FieldNode):
-                if selection.name.value != "__typename" and selection.name.value not in catalog.roots:
+                if selection.name.value != "__typename" and selection.name.value not in catalog.roots \
+                        and selection.name.value not in catalog.core:
                     return False
             elif isinstance(selection, InlineFragmentNode):
                 pending.append(selection.selection_set)

@@ -67,7 +67,7 @@ class CompiledOperations:
 
     async def answer(self, params: dict[str, Any], context: Any, *, safe: bool) -> dict[str, Any] | None:
         """The GraphQL response, or None when Strawberry must answer."""
-        if not self.catalog.roots:
+        if not self.catalog.roots and not self.catalog.core:
             return None
         if (params["query"], params["operationName"]) in self.foreign:
             return None

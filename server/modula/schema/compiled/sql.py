@@ -71,6 +71,8 @@ class Renderer:
             return _literal(value)
         if isinstance(value, Count):
             return self.nested(self.count(value))
+        if not isinstance(value, Select):
+            return value.render(self)  # a core field (compiled/content.py)
         return self.nested(self.select(value, None))
 
     def count(self, count: Count) -> str:
