@@ -11,7 +11,7 @@ from typing import Any
 from graphql import FieldNode
 
 from modula.db import core_tables as t
-from modula.schema.compiled.plan import MAX_FIELDS
+from modula.schema.compiled.plan import MAX_FIELDS, Planner
 from modula.schema.compiled.sql import Renderer, quote
 from modula.schema.compiled.tree import Fallback, Getter, viewer_id
 
@@ -73,7 +73,7 @@ class ContentRoot:
 # --- planning -------------------------------------------------------------------------------
 
 
-def plan_contents(planner: Any, nodes: list[FieldNode]) -> ContentRoot:
+def plan_contents(planner: Planner, nodes: list[FieldNode]) -> ContentRoot:
     """core_schema.py `contents`: page(), then content_visibility(); by id order."""
     args = planner._arguments(nodes[0])
     root = ContentRoot(_shape(planner, "Content", nodes), many=True)
@@ -85,7 +85,7 @@ def plan_contents(planner: Any, nodes: list[FieldNode]) -> ContentRoot:
     return root
 
 
-def plan_content(planner: Any, nodes: list[FieldNode]) -> ContentRoot:
+def plan_content(planner: Planner, nodes: list[FieldNode]) -> ContentRoot:
     """core_schema.py `content`: require read, then the node if content_visible() (else null)."""
     args = planner._arguments(nodes[0])
     root = ContentRoot(_shape(planner, "Content", nodes), many=False)
@@ -112,7 +112,7 @@ def _visibility(viewer: Any) -> tuple[bool, bool] | None:
     return "published" in parts, "own" in parts and viewer.user_id is not None
 
 
-def _shape(planner: Any, type_name: str, nodes: list[FieldNode]) -> Shape:
+def _shape(planner: Planner, type_name: str, nodes: list[FieldNode]) -> Shape:
     merged: dict[str, list[FieldNode]] = {}
     for node in nodes:
         if node.selection_set is None:
