@@ -39,6 +39,9 @@ class Settings:
     # origin but never with credentials: a browser then sends no cookie, so a page elsewhere
     # cannot act as the signed-in user.
     cors_origins: tuple[str, ...] = ()
+    # Compile generated-API operations into one SQL statement each (schema/compiled); off
+    # (MODULA_FAST_PATH=0), every operation runs through Strawberry's resolvers.
+    fast_path: bool = True
     # `modula serve`: server processes sharing the listening socket (each a whole server on the one
     # database), and uvicorn's line per request (off: it costs a few percent of every request).
     workers: int = 1
@@ -82,6 +85,8 @@ class Settings:
         for name in ("max_query_depth", "max_aliases", "max_tokens", "max_batch", "max_body_bytes"):
             if env.get(f"MODULA_{name.upper()}"):
                 settings = replace(settings, **{name: int(env[f"MODULA_{name.upper()}"])})
+        if env.get("MODULA_FAST_PATH", "").lower() in ("0", "false", "no"):
+            settings = replace(settings, fast_path=False)
         if env.get("MODULA_PRODUCTION", "").lower() in ("1", "true", "yes"):
             settings = replace(settings, production=True)
         if env.get("MODULA_WORKERS"):

@@ -27,12 +27,13 @@ from typing import Any
 
 from graphql import GraphQLError, OperationDefinitionNode
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
 from modula.auth.viewer import AuthenticationError, resolve_viewer
 from modula.playground import playground_page, wants_playground
+from modula.schema.compiled.run import RawJSON
 from modula.schema.context import RequestContext
 from modula.schema.errors import internal_error_message, is_internal
 from modula.schema.limits import parse_within
@@ -123,6 +124,11 @@ async def _execute(schema: Any, params: dict[str, Any], context: RequestContext,
         # GraphQL's GetOperation() makes this a request error; Strawberry would run the first one
         message = f"the document has {operations} operations: send 'operationName' to choose the one to run"
         return {"errors": [{"message": message}]}, 400
+    compiled = getattr(schema, "compiled", None)
+    if compiled is not None and context.settings.fast_path:
+        answer = await compiled.answer(params, context, safe=safe)
+        if answer is not None:  # the whole operation ran as one statement; else Strawberry runs it
+            return answer, 200
     try:
         result = await schema.execute(params["query"], variable_values=params["variables"], context_value=context,
                                       operation_name=params["operationName"],
@@ -168,7 +174,22 @@ def _client_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
 
 
 def _json(body: Any, media_type: str, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse(body, status_code=status, headers=headers, media_type=f"{media_type}; charset=utf-8")
+    return Response(_encode(body), status_code=status, headers=headers, media_type=f"{media_type}; charset=utf-8")
+
+
+def _encode(body: Any) -> bytes:
+    """JSON as Starlette's JSONResponse writes it, with `data` the database wrote spliced in as is."""
+    if isinstance(body, list):
+        return b"[" + b",".join(_encode(item) for item in body) + b"]"
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, RawJSON):
+        return _dumps(body)
+    rest = _dumps({key: value for key, value in body.items() if key != "data"})
+    return b'{"data":' + data.text + (b"," + rest[1:] if len(rest) > 2 else b"}")
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
 
 
 def response_media_type(accept: str | None) -> str | None:

@@ -13,7 +13,8 @@ What it measures, per database (SQLite always; PostgreSQL when a server URL is g
    stack) and once with the raw driver (stdlib ``sqlite3`` in a thread / ``asyncpg``).
 3. ``{ contents(limit: 100) { id fields { value field { id label type } } } }`` through
    GraphQL, with the number of SQL statements one request issues, against the same data
-   fetched with 3 plain queries joined in Python (Session layer and raw driver).
+   fetched with 3 plain queries joined in Python (Session layer and raw driver). The GraphQL row
+   runs twice: compiled into one statement (schema/compiled), then with the fast path off.
 
 Each row reports throughput (operations/s) and latency p50/p95/p99 in milliseconds.
 
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import dataclasses
 import datetime as dt
 import io
 import os
@@ -416,6 +418,13 @@ async def bench_database(database_url: str, iterations: int, query_iterations: i
             r = await measure("contents(limit:100), GraphQL", query, query_iterations)
             r.statements = await statements_of(app, query)
             results.append(r)
+            app.state.settings = dataclasses.replace(app.state.settings, fast_path=False)
+            try:
+                r = await measure("contents(limit:100), GraphQL, fast path off", query, query_iterations)
+                r.statements = await statements_of(app, query)
+                results.append(r)
+            finally:
+                app.state.settings = dataclasses.replace(app.state.settings, fast_path=True)
             r = await measure("contents(limit:100), Session + Core", session_query(database), query_iterations)
             r.statements = await statements_of(app, session_query(database))
             results.append(r)

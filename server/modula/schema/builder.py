@@ -17,6 +17,9 @@ from strawberry.schema.config import StrawberryConfig
 
 from modula.config import Settings
 from modula.plugins.errors import PluginError
+from modula.schema.compiled import content as core_content
+from modula.schema.compiled.catalog import Catalog
+from modula.schema.compiled.run import CompiledOperations
 from modula.schema.core_schema import Mutation, Query
 from modula.schema.dynamic import TypeFactory, resolve_default
 from modula.schema.errors import ModulaSchema, mask_internal_errors
@@ -34,9 +37,10 @@ class Build:
     failures: dict[str, str] = field(default_factory=dict)
 
 
-def _schema(query: type, mutation: type, settings: Settings | None = None) -> ModulaSchema:
+def _schema(query: type, mutation: type, settings: Settings | None = None, catalog: Catalog | None = None) -> ModulaSchema:
     limits = Limits.from_settings(settings or Settings())
-    return ModulaSchema(
+    validation = validation_cache(maxsize=256)
+    schema = ModulaSchema(
         query=query,
         mutation=mutation,
         config=StrawberryConfig(default_resolver=resolve_default),
@@ -44,8 +48,13 @@ def _schema(query: type, mutation: type, settings: Settings | None = None) -> Mo
         # RequestLimits parses through a module-level one (as Strawberry's ParserCache would), and
         # validation results are cached per schema, in a cache that goes with it (a probe measured
         # 3-5x throughput from the two caches).
-        extensions=[lambda: RequestLimits(limits), validation_cache(maxsize=256), mask_internal_errors],
+        extensions=[lambda: RequestLimits(limits), validation, mask_internal_errors],
     )
+    # The fast path's plans live with the schema and go with it when a swap retires it.
+    catalog = catalog or Catalog()
+    catalog.core.update(core_content.ROOTS)  # contents and content(id:)
+    schema.compiled = CompiledOperations(catalog, schema._schema, limits, validation.validate)
+    return schema
 
 
 def build_schema(settings: Settings | None = None) -> ModulaSchema:
@@ -113,8 +122,11 @@ def _compose(factory: TypeFactory, parts: list[PluginPart], settings: Settings |
 def _roots(factory: TypeFactory, parts: list[PluginPart], settings: Settings | None = None) -> ModulaSchema:
     query = {k: v for part in parts for k, v in part.query.items()}
     mutation = {k: v for part in parts for k, v in part.mutation.items()}
+    catalog = Catalog()
+    for part in parts:
+        catalog.merge(part.catalog)
     return _schema(factory.object_type("Query", query, bases=(Query,)), factory.object_type("Mutation", mutation, bases=(Mutation,)),
-                   settings)
+                   settings, catalog)
 
 
 def export_sdl(schema: ModulaSchema) -> str:

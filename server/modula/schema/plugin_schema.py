@@ -15,6 +15,7 @@ from typing import Any
 from modula.plugins.data import TableWriter
 from modula.plugins.errors import PluginError
 from modula.schema import table_types
+from modula.schema.compiled.catalog import Catalog
 from modula.schema.dynamic import TypeFactory
 from modula.schema.guards import require
 from modula.schema.lua_fields import LuaApi
@@ -31,6 +32,7 @@ class PluginPart:
     query: Fields = field(default_factory=dict)
     mutation: Fields = field(default_factory=dict)
     type_names: set[str] = field(default_factory=set)
+    catalog: Catalog = field(default_factory=Catalog)  # what the fast path may compile
 
 
 class PluginBinding:
@@ -87,6 +89,7 @@ def plugin_part(factory: TypeFactory, host, plugin) -> PluginPart:
         table_types.finish(factory, api, apis, extra, relations)
         _merge(plugin.name, part.query, query_fields(api))
         _merge(plugin.name, part.mutation, mutation_fields(api, apis, binding))
+        part.catalog.add(api, binding)
         part.type_names |= {api.names.type, *(api.names.derived(s) for s in (
             "Filter", "OrderBy", "InsertInput", "SetInput", "Column", "OnConflict", "MutationResponse", "Edge",
             "Connection", "Aggregate", "SumFields", "AvgFields", "MinMaxFields"))}

@@ -19,7 +19,9 @@ def validation_cache(maxsize: int = 256) -> Callable[[], SchemaExtension]:
     """An extension factory for one schema: each request gets a fresh extension, all of them
     sharing this schema's LRU of (document, rules) -> validation errors."""
     cached = lru_cache(maxsize=maxsize)(validate_document)
-    return lambda: _CachedValidation(cached)
+    factory = lambda: _CachedValidation(cached)  # noqa: E731
+    factory.validate = cached  # the same cache, for the fast path (schema/compiled) to consult
+    return factory
 
 
 class _CachedValidation(SchemaExtension):
