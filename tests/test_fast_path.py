@@ -5,6 +5,8 @@ runs one SQL statement and plans nothing. Both dialects."""
 
 from __future__ import annotations
 
+import asyncio
+
 import dataclasses
 import json
 from pathlib import Path
@@ -263,6 +265,22 @@ async def test_insert_one_is_one_statement_with_the_same_answer(shop):
         slow, fast, used = await both_ways(app, client, query, {"n": "x", "p": 1})
         assert not used and fast == slow and "errors" in fast
     assert len((await admin.data("{ fpProducts(where: {name: {eq: \"x\"}}) { name } }"))["fpProducts"]) == 0
+
+
+async def test_a_warmed_insert_is_one_round_trip_and_concurrent_inserts_all_land(shop):
+    """On SQLite the insert holds the process's write lock for its one statement, in autocommit:
+    no BEGIN IMMEDIATE or COMMIT of its own, and concurrent inserts never meet "database is locked"."""
+    app, admin, _ = shop
+    insert = "mutation($n: String!) { insertFpProduct(object: {name: $n, price: 1, category: \"c\"}) { productId } }"
+    _, viewer_only = await statements_of(admin, "{ __typename }")
+    await admin.execute(insert, {"n": "warm"})
+    body, seen = await statements_of(admin, insert, {"n": "once"})
+    assert "errors" not in body and len(seen) - len(viewer_only) == 1, seen
+    answers = await asyncio.gather(*(admin.execute(insert, {"n": f"many-{i}"}) for i in range(20)))
+    assert all("errors" not in answer for answer in answers), answers
+    ids = {answer["data"]["insertFpProduct"]["productId"] for answer in answers}
+    stored = await admin.data('{ fpProducts(where: {name: {like: "many-%"}}, limit: 50) { productId } }')
+    assert len(ids) == 20 and {row["productId"] for row in stored["fpProducts"]} == ids
 
 
 async def statements_of(client, query: str, variables: dict | None = None) -> tuple[dict, list[str]]:

@@ -223,6 +223,16 @@ class Session:
         rows, _ = await self._driver(sql, params, _ALL, translated=True)
         return rows if self._is_sqlite else [tuple(row) for row in rows]
 
+    async def write_native(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+        """`fetch_native` for one writing statement that is atomic by itself (an INSERT ...
+        RETURNING). Outside a transaction on SQLite it holds the process's write lock for just that
+        statement and runs it in autocommit: one round trip instead of BEGIN IMMEDIATE, the
+        statement and COMMIT. Inside a transaction it is one more statement of it."""
+        if not self._is_sqlite or self._depth:
+            return await self.fetch_native(sql, params)
+        async with self.database._sqlite_write_lock:
+            return await self.fetch_native(sql, params)
+
     async def execute(self, statement: sa.sql.ClauseElement) -> int:
         """Run a statement for its effect; returns how many rows an UPDATE or DELETE touched."""
         if isinstance(statement, (sa.Update, sa.Delete)) and not statement._returning:

@@ -148,18 +148,14 @@ class CompiledOperations:
         return Compiled(statement.sql, statement.params)
 
     async def _insert(self, compiled: Compiled, values: list, context: Any) -> bytes | None:
-        """On the connection generated mutations write on (the plugin's role on PostgreSQL); on
-        SQLite inside a transaction, which holds the process's write lock and begins IMMEDIATE."""
+        """On the connection generated mutations write on (the plugin's role on PostgreSQL): one
+        INSERT ... RETURNING, atomic by itself; on SQLite under the process's write lock."""
         insert = compiled.insert
         binding = insert.root.binding
         session = context.session
         try:
             async with binding.host.write_session(binding.plugin, session) as writer:
-                if writer.dialect == "sqlite":
-                    async with writer.transaction():
-                        rows = await writer.fetch_native(compiled.sql, values)
-                else:
-                    rows = await writer.fetch_native(compiled.sql, values)
+                rows = await writer.write_native(compiled.sql, values)
         except DatabaseError:
             return None  # rolled back; Strawberry reports the failure with its path
         row = rows[0][0].encode() if rows else b"null"
