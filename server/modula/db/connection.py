@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from modula.db import pools
+from modula.db import inline, pools
 from modula.db.errors import DatabaseError, translate
 from modula.db.statements import StatementCache, dialect_for
 
@@ -32,6 +32,9 @@ StatementObserver = Callable[[str], None]
 DEFAULT_POOL_SIZE = {"sqlite": 4, "postgresql": 10}
 # Connections one plugin's role may hold at once (its calls beyond that wait, within their time budget).
 DEFAULT_PLUGIN_POOL_SIZE = 4
+
+# Statements run on the loop thread between two passive checkpoints of the WAL (see db/inline.py).
+INLINE_WRITES_PER_CHECKPOINT = 1000
 
 # What a driver call hands back.
 _ALL, _ONE, _NONE = "all", "one", "none"
@@ -65,6 +68,9 @@ class Database:
         self.counters = pools.Counters()
         self._statements = StatementCache(dialect_for(self.dialect))
         self._pool: pools.ConnectionPool | None = None
+        self.inline: inline.InlineSQLite | None = None  # SQLite: short statements on the loop's thread
+        self._inline_writes = 0
+        self._checkpoints: set[asyncio.Task] = set()
         self._sqlite_write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         self._observers: list[StatementObserver] = []
         self._login_pools: dict[str, tuple[str, Any]] = {}
@@ -101,13 +107,35 @@ class Database:
         pool = pools.ConnectionPool(self.pool_size, connector, eager=True)
         await pool.open()
         self._pool = pool
+        if self.is_sqlite:
+            path, uri = connector.target
+            # Opened once here, like the pool; not a pooled connection, so not in connections_opened.
+            self.inline = inline.InlineSQLite(path, uri=uri)
 
     async def disconnect(self) -> None:
+        if self._checkpoints:
+            await asyncio.gather(*self._checkpoints, return_exceptions=True)
+        if self.inline is not None:
+            self.inline.close()
+            self.inline = None
         for key in list(self._login_pools):
             await self.close_login_pool(key)
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
+
+    def _wrote_inline(self) -> None:
+        """Every INLINE_WRITES_PER_CHECKPOINT writes on the loop's connection (which never
+        checkpoints), a passive checkpoint on a pooled connection, off the loop."""
+        self._inline_writes += 1
+        if self._inline_writes % INLINE_WRITES_PER_CHECKPOINT == 0:
+            task = asyncio.get_running_loop().create_task(self._checkpoint())
+            self._checkpoints.add(task)
+            task.add_done_callback(self._checkpoints.discard)
+
+    async def _checkpoint(self) -> None:
+        async with self.session() as session:
+            await session._raw("PRAGMA wal_checkpoint(PASSIVE)")
 
     def observe(self, observer: StatementObserver) -> Callable[[], None]:
         """Call `observer(sql)` for every statement run; returns a function that stops it."""
@@ -218,8 +246,20 @@ class Session:
 
     async def fetch_native(self, sql: str, params: Sequence[Any]) -> list[tuple]:
         """Run SQL text with the driver's own placeholders (`?` on SQLite, `$1..` on PostgreSQL) and
-        bound values; rows as tuples. Observed (database.observe) and errors translated like the rest."""
+        bound values; rows as tuples. Observed (database.observe) and errors translated like the rest.
+        On SQLite outside a transaction it runs on the loop's thread when it fits the budget of
+        db/inline.py, else on this session's connection."""
         self.database._notify(sql)
+        if self._is_sqlite and not self._depth and self.database.inline is not None:
+            try:
+                rows = self.database.inline.try_run(sql, params)
+            except Exception as exc:
+                found = translate(exc)
+                if found is None:
+                    raise
+                raise found from exc
+            if rows is not None:
+                return rows
         rows, _ = await self._driver(sql, params, _ALL, translated=True)
         return rows if self._is_sqlite else [tuple(row) for row in rows]
 
@@ -231,7 +271,10 @@ class Session:
         if not self._is_sqlite or self._depth:
             return await self.fetch_native(sql, params)
         async with self.database._sqlite_write_lock:
-            return await self.fetch_native(sql, params)
+            rows = await self.fetch_native(sql, params)
+        if self.database.inline is not None:
+            self.database._wrote_inline()
+        return rows
 
     async def execute(self, statement: sa.sql.ClauseElement) -> int:
         """Run a statement for its effect; returns how many rows an UPDATE or DELETE touched."""

@@ -164,6 +164,11 @@ class SQLiteConnector:
         self._counters = counters
         self._wal = False
 
+    @property
+    def target(self) -> tuple[str, bool]:
+        """(path or file: URI, whether it is a URI), as sqlite3.connect takes them."""
+        return self._path, self._uri
+
     async def connect(self) -> aiosqlite.Connection:
         connection = aiosqlite.connect(self._path, isolation_level=None, uri=self._uri)
         # A pooled connection lives as long as the Database; a daemon worker thread cannot keep
