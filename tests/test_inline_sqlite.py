@@ -51,6 +51,10 @@ async def test_a_statement_over_the_budget_moves_to_a_thread_with_the_same_answe
     assert inline.moved >= moved + 2
     assert inserted["insertFpProduct"]["name"] == "over budget"
     assert await _count(admin, "over budget") == 1  # the interrupted insert left nothing behind
+    inline.budget_seconds = 10.0
+    ran_here = inline.statements
+    assert await admin.data(Q2, {"id": 1}) == expected  # it overran once: straight to a thread since
+    assert inline.statements == ran_here
 
 
 async def test_a_write_that_meets_another_writer_waits_on_a_thread_not_on_the_loop(sqlite_shop, tmp_path):

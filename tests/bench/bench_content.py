@@ -45,7 +45,7 @@ NODES = 100
 
 async def bench_database(database_url: str, plugins_dir: Path, creates: int, reads: int) -> dict[str, Result]:
     results: dict[str, Result] = {}
-    async with running_app(database_url, plugins_dir=plugins_dir) as app, \
+    async with running_app(database_url, plugins_dir=plugins_dir, viewer_cache=True) as app, \
             token_client(app, "bench", roles=["admin"]) as client:
         fixture = await make_fixture(client)
         create = graphql_create(client, fixture)

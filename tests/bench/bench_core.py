@@ -392,7 +392,7 @@ async def next_position(app) -> int:
 
 async def bench_database(database_url: str, iterations: int, query_iterations: int, plugins_dir: Path) -> list[Result]:
     results: list[Result] = []
-    async with running_app(database_url, plugins_dir=plugins_dir) as app, token_client(app, "bench", roles=["admin"]) as client:
+    async with running_app(database_url, plugins_dir=plugins_dir, viewer_cache=True) as app, token_client(app, "bench", roles=["admin"]) as client:
         database = app.state.database
         fixture = await make_fixture(client)
         create = graphql_create(client, fixture)
@@ -460,7 +460,7 @@ async def profile_create_content(iterations: int, top: int = 15) -> str:
     functions by own time, and modula's own functions by cumulative time."""
     with tempfile.TemporaryDirectory(prefix="modula-bench-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        async with running_app(url, plugins_dir=Path(tmp) / "plugins") as app, token_client(app, "bench", roles=["admin"]) as client:
+        async with running_app(url, plugins_dir=Path(tmp) / "plugins", viewer_cache=True) as app, token_client(app, "bench", roles=["admin"]) as client:
             create = graphql_create(client, await make_fixture(client))
             for i in range(WARMUP):
                 await create(i)

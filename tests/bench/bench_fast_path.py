@@ -80,7 +80,7 @@ async def run(url: str, products: int, seconds: float) -> None:
             plugin.mkdir(parents=True)
             (plugin / "plugin.json").write_text('{"name": "bench", "version": "1.0.0", "api": 1}')
             (plugin / "init.lua").write_text(LUA)
-        async with running_app(url, plugins_dir=folder / "plugins") as app:
+        async with running_app(url, plugins_dir=folder / "plugins", viewer_cache=True) as app:
             await load(app, products)
             async with token_client(app, "bench", roles=["admin"]) as client:
                 rng = random.Random(1)

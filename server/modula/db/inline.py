@@ -19,6 +19,8 @@ from typing import Any
 DEFAULT_BUDGET_SECONDS = 0.002
 # SQLite calls the progress handler every this many virtual machine steps (a few microseconds).
 _STEPS = 1000
+# Statements that overran the budget go straight to a thread afterwards; this many are remembered.
+_SLOW_REMEMBERED = 256
 _MOVE_ELSEWHERE = (sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
@@ -30,6 +32,7 @@ class InlineSQLite:
         self.statements = 0  # run here
         self.moved = 0  # interrupted or busy: the caller ran them on a worker thread
         self._deadline = 0.0
+        self._slow: dict[str, None] = {}  # insertion-ordered: the oldest is forgotten first
         self._connection = sqlite3.connect(path, uri=uri, isolation_level=None)
         for pragma in ("PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 0", "PRAGMA synchronous = NORMAL",
                        "PRAGMA wal_autocheckpoint = 0"):
@@ -46,7 +49,11 @@ class InlineSQLite:
     def try_run(self, sql: str, args: Sequence[Any]) -> list[tuple] | None:
         """The statement's rows, or None when it must run elsewhere (over budget, or the file is
         locked by a writer); an interrupted or refused statement changed nothing. Other errors
-        (constraints, SQL) are raised as sqlite3 raises them."""
+        (constraints, SQL) are raised as sqlite3 raises them. A statement that once overran the
+        budget is not tried here again (while it is among the last few hundred that did)."""
+        if sql in self._slow:
+            self.moved += 1
+            return None
         self._deadline = time.perf_counter() + self.budget_seconds
         try:
             cursor = self._connection.execute(sql, args)
@@ -55,7 +62,12 @@ class InlineSQLite:
             finally:
                 cursor.close()
         except sqlite3.OperationalError as exc:
-            if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _MOVE_ELSEWHERE:  # primary code of an extended one
+            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
+            if code in _MOVE_ELSEWHERE:
+                if code == sqlite3.SQLITE_INTERRUPT:
+                    self._slow[sql] = None
+                    if len(self._slow) > _SLOW_REMEMBERED:
+                        del self._slow[next(iter(self._slow))]
                 self.moved += 1
                 return None
             raise

@@ -12,7 +12,7 @@ from graphql import FieldNode
 
 from modula.db import core_tables as t
 from modula.schema.compiled.plan import MAX_FIELDS, Planner
-from modula.schema.compiled.sql import Renderer, quote
+from modula.schema.compiled.sql import Renderer, literal, quote
 from modula.schema.compiled.tree import Fallback, Getter, viewer_id
 
 CONTENT, VALUES, FIELDS, POSITIONS = t.content_data, t.content_fields, t.fields, t.datatypes_fields
@@ -139,15 +139,11 @@ def _shape(planner: Planner, type_name: str, nodes: list[FieldNode]) -> Shape:
 # --- SQL ------------------------------------------------------------------------------------
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _pairs(r: Renderer, shape: Shape, alias: str, nested: Any) -> list[tuple[str, str]]:
     pairs = []
     for key, item in shape.fields:
         if isinstance(item, str):
-            pairs.append((key, _literal(item)))
+            pairs.append((key, literal(item)))
         elif isinstance(item, Column):
             pairs.append((key, r.column_value(f"{alias}.{quote(item.name)}", item.kind)))
         else:

@@ -33,7 +33,8 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _literal(text: str) -> str:
+def literal(text: str) -> str:
+    """A string constant of our own making (response keys, type names), quoted for SQL."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -68,7 +69,7 @@ class Renderer:
 
     def _root_value(self, value) -> str:
         if isinstance(value, str):
-            return _literal(value)
+            return literal(value)
         if isinstance(value, Count):
             return self.nested(self.count(value))
         if not isinstance(value, Select):
@@ -77,7 +78,7 @@ class Renderer:
 
     def count(self, count: Count) -> str:
         alias = self._alias()
-        pairs = [(key, self.column_value("count(*)", "integer") if type_name is None else _literal(type_name))
+        pairs = [(key, self.column_value("count(*)", "integer") if type_name is None else literal(type_name))
                  for key, type_name in count.fields]
         where = f" WHERE {self.condition(count.where, alias)}" if count.where is not None else ""
         return f"(SELECT {self.object(pairs)} FROM {quote(count.spec.name)} AS {alias}{where})"
@@ -94,7 +95,7 @@ class Renderer:
         pairs = []
         for key, value in select.fields:
             if isinstance(value, str):
-                pairs.append((key, _literal(value)))
+                pairs.append((key, literal(value)))
             elif isinstance(value, ColumnSpec):
                 reference = quote(value.name) if alias is None else f"{alias}.{quote(value.name)}"
                 pairs.append((key, self.column_value(reference, value.type)))
@@ -190,13 +191,13 @@ class Renderer:
 
 class SQLite(Renderer):
     dialect = "sqlite"
-    _MARK = f"char(1) || {_literal(FALLBACK_TEXT[1:])}"
+    _MARK = f"char(1) || {literal(FALLBACK_TEXT[1:])}"
 
     def placeholder(self, number: int) -> str:
         return "?"
 
     def object(self, pairs: list[tuple[str, str]]) -> str:
-        return "json_object(" + ", ".join(f"{_literal(key)}, {value}" for key, value in pairs) + ")"
+        return "json_object(" + ", ".join(f"{literal(key)}, {value}" for key, value in pairs) + ")"
 
     def top(self, expression: str) -> str:
         return expression
@@ -240,7 +241,7 @@ class PostgreSQL(Renderer):
         return f"${number}"
 
     def object(self, pairs: list[tuple[str, str]]) -> str:
-        return "json_build_object(" + ", ".join(f"{_literal(key)}, {value}" for key, value in pairs) + ")"
+        return "json_build_object(" + ", ".join(f"{literal(key)}, {value}" for key, value in pairs) + ")"
 
     def top(self, expression: str) -> str:
         return f"{expression}::text"
