@@ -327,3 +327,32 @@ async def test_plans_are_kept_in_a_bounded_cache_of_the_schema(shop):
     made = plans.compilations
     await admin.data("{ fpProducts(limit: 1) { name } }")  # evicted: planned again
     assert plans.compilations == made + 1
+
+
+async def test_a_fast_path_insert_as_the_plugin_role_skips_the_session_reset(shop, dialect, monkeypatch):
+    """PostgreSQL: the plugin role's connection is reset (RESET ALL, advisory locks) only after a
+    use that ran plugin SQL; the fast path's insert runs only the host's generated statement."""
+    if dialect != "postgresql":
+        pytest.skip("PostgreSQL's plugin roles")
+    import asyncpg
+
+    resets = []
+    original = asyncpg.Connection.reset
+
+    async def counted(self, *args, **kwargs):
+        resets.append(self)
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Connection, "reset", counted)
+    app, admin, _ = shop
+    insert = "mutation($n: String!) { insertFpProduct(object: {name: $n, price: 1, category: \"c\"}) { productId } }"
+    await admin.execute(insert, {"n": "warm"})
+    resets.clear()
+    for n in range(3):
+        assert "errors" not in await admin.execute(insert, {"n": f"r{n}"})
+    assert resets == []
+    from modula.db.plugin_sql import plugin_session
+
+    async with plugin_session(app.state.database, "fp") as session:
+        session.state_changed = True  # as plugin SQL marks it
+    assert len(resets) == 1

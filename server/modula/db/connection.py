@@ -201,7 +201,7 @@ async def _lent(pool: pools.ConnectionPool, database: Database) -> AsyncIterator
         try:
             await session._abandon()
         finally:
-            await pool.release(connection)
+            await pool.release(connection, state_changed=session.state_changed)
 
 
 class Session:
@@ -210,6 +210,9 @@ class Session:
     # The role this connection logged in as when it came from `Database.login_session`; None for
     # the host's own connections.
     login_role: str | None = None
+    # Set by whoever runs statements that may change session state (plugin SQL: SET, advisory
+    # locks): a plugin role's connection is then reset before its next user.
+    state_changed: bool = False
 
     def __init__(self, database: Database, connection: Any) -> None:
         self.database = database

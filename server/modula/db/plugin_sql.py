@@ -322,6 +322,7 @@ class PluginSQL:
             raise PluginSQLDenied(f"not authorized: {scanned.first_word.upper()} is not allowed in plugin SQL")
         connection = self.session.driver_connection
         in_transaction = self.session.in_transaction
+        self.session.state_changed = True  # SET below, and whatever the plugin's SQL does
         # The role's own statement_timeout can be changed by the plugin with SET, so the budget
         # is set again right before every statement; DISCARD SEQUENCES makes lastval() name only
         # what this statement generated.

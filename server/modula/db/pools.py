@@ -40,8 +40,9 @@ class Connector(Protocol):
 
     async def connect(self) -> Any: ...
 
-    async def clean(self, connection: Any) -> bool:
-        """Make a returned connection fit for its next user; False if it cannot be."""
+    async def clean(self, connection: Any, *, state_changed: bool = True) -> bool:
+        """Make a returned connection fit for its next user; False if it cannot be.
+        `state_changed`: its user may have changed session state (SET, LISTEN, advisory locks)."""
 
     async def close(self, connection: Any) -> None: ...
 
@@ -108,16 +109,17 @@ class ConnectionPool:
         _held.set({**held, id(self): held.get(id(self), 0) + 1})
         return connection
 
-    async def release(self, connection: Any) -> None:
+    async def release(self, connection: Any, *, state_changed: bool = True) -> None:
         """Take the connection back, cleaned for its next user (a transaction left open is
-        rolled back); one that cannot be cleaned is closed, and a fresh one opens when needed."""
+        rolled back; with `state_changed`, session state is reset where the connector resets);
+        one that cannot be cleaned is closed, and a fresh one opens when needed."""
         held = _held.get()
         if held.get(id(self), 0) > 1:
             _held.set({**held, id(self): held[id(self)] - 1})
         elif id(self) in held:
             _held.set({k: v for k, v in held.items() if k != id(self)})
         try:
-            reusable = await self._connector.clean(connection)
+            reusable = await self._connector.clean(connection, state_changed=state_changed)
         except BaseException:
             await self._discard(connection)
             raise
@@ -197,7 +199,7 @@ class SQLiteConnector:
             raise
         return connection
 
-    async def clean(self, connection: aiosqlite.Connection) -> bool:
+    async def clean(self, connection: aiosqlite.Connection, *, state_changed: bool = True) -> bool:
         if connection._connection is None:
             return False
         if connection._conn.in_transaction:
@@ -218,7 +220,9 @@ class PostgresConnector:
     """asyncpg connections to one server as one role. `reset=False` only for connections whose
     users never change session state (the host's: no SET, no LISTEN, no session advisory locks,
     transactions always ended), which then skip asyncpg's reset round trip; a plugin role's keep
-    it (RESET ALL, advisory locks released): plugin SQL may SET things that must not outlive its call."""
+    it (RESET ALL, advisory locks released) after any use that ran plugin SQL: plugin SQL may SET
+    things that must not outlive its call. A use that ran only the host's generated statements
+    (a fast-path insert as the plugin's role) skips it."""
 
     def __init__(self, url: URL, counters: Counters, *, reset: bool) -> None:
         self._options: dict[str, Any] = dict(host=url.host, port=url.port, user=url.username,
@@ -234,10 +238,10 @@ class PostgresConnector:
         self._counters.connections_opened += 1
         return connection
 
-    async def clean(self, connection: asyncpg.Connection) -> bool:
+    async def clean(self, connection: asyncpg.Connection, *, state_changed: bool = True) -> bool:
         if connection.is_closed():
             return False
-        if self._reset:
+        if self._reset and state_changed:
             await connection.reset()
         elif connection.is_in_transaction():
             await connection.execute("ROLLBACK")
