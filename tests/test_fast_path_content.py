@@ -12,6 +12,7 @@ import pytest
 
 from cms_fixtures import make_content, make_datatype, make_route
 from modula_testing import GraphQLClient, token_client
+from test_fast_path import statements_of
 
 FIELDS = [
     {"label": "Title", "type": "text", "required": True},
@@ -78,12 +79,7 @@ def is_fast(statement: str) -> bool:
 
 
 async def answer(client: GraphQLClient, query: str, variables: dict | None) -> tuple[dict, list[str]]:
-    seen: list[str] = []
-    stop = client.database.observe(seen.append)
-    try:
-        return await client.execute(query, variables), seen
-    finally:
-        stop()
+    return await statements_of(client, query, variables)
 
 
 async def both_ways(app, client: GraphQLClient, query: str, variables: dict | None) -> tuple[dict, dict, bool]:
