@@ -49,7 +49,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.settings = settings
             app.state.database = database
             app.state.schemas = schemas
-            app.state.viewers = viewers
             app.state.live_schema = schemas.live
             app.state.plugins = plugins
             tasks = [asyncio.create_task(schemas.follow(settings.follow_interval))]

@@ -84,7 +84,7 @@ async def _answer(request: Request, request_id: str) -> Response:
             cookies: list = []
             try:
                 viewer = await resolve_viewer(session, request, settings=state.settings, cookies=cookies,
-                                              cache=state.viewers)
+                                              cache=state.schemas.viewers)
             except AuthenticationError as exc:
                 return _json({"errors": [{"message": exc.message, "extensions": exc.extensions}]}, media_type,
                              status=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
