@@ -123,7 +123,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
                 host = PluginHost(database)
                 try:
-                    await host.load_all(settings.plugins_dir)
+                    await host.install_folders(settings.plugins_dir)
                 finally:
                     await host.close()
 
@@ -187,10 +187,36 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
                         print(f"{folder.name:<16} (broken: {exc})")
         for name in sorted(set(installed) | set(on_disk)):
             row = installed.get(name)
-            state = "not installed" if row is None else (f"{row['version']:<10} " + ("enabled" if row["enabled"] else "disabled"))
-            print(f"{name:<16} {state:<22} {on_disk.get(name, '(no folder)')}")
+            if row is None:
+                print(f"{name:<16} {'not installed':<22} {on_disk[name]}")
+                continue
+            state = "enabled" if row["enabled"] else "disabled"
+            print(f"{name:<16} {row['version']:<10} {state:<10} sha256:{row['checksum'][:12]}  "
+                  f"from {row['source'] or '(unknown)'}")
         if not installed and not on_disk:
             print(f"no plugins (plugins directory: {settings.plugins_dir})")
+        return 0
+
+    return _with_host(args, work)
+
+
+def cmd_plugins_export(args: argparse.Namespace) -> int:
+    from modula.plugins import registry
+
+    target = Path(args.dir)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise CommandError(f"{target} exists and is not an empty folder",
+                           "give a new folder (or an empty one) to write the plugin's files into")
+
+    async def work(host, settings, progress):
+        row = await _installed(host, args.name)
+        async with host.database.session() as session:
+            files = await registry.stored_files(session, row["id"])
+        if not files.files:
+            raise CommandError(f"the registry holds no files of {args.name} (installed before plugins were stored)",
+                               f"install it again from its folder with `modula plugins install PATH`")
+        written = files.write(target)
+        print(f"exported {args.name} {row['version']} (sha256:{row['checksum'][:12]}): {len(written)} file(s) to {target}")
         return 0
 
     return _with_host(args, work)
@@ -539,12 +565,20 @@ def build_parser() -> argparse.ArgumentParser:
                       "example:\n  modula plugins new notes && modula plugins check notes && modula plugins install notes")
     plugin_commands = plugins.add_subparsers(dest="plugins_command", required=True, metavar="SUBCOMMAND")
     command(plugin_commands, "list", "installed plugins and plugin folders",
-            "List the installed plugins (version, enabled) and the plugin folders in the plugins directory.",
+            "List the installed plugins (version, enabled, the hash of their stored files and the folder\n"
+            "they were installed from) and the plugin folders in the plugins directory not installed.",
             cmd_plugins_list, [database, plugins_dir])
+    export = command(plugin_commands, "export", "write an installed plugin's stored files to a folder",
+                     "Write the files the registry holds for an installed plugin (plugin.json and its Lua\n"
+                     "files, exactly as every server runs them) into DIR, a new or empty folder.\n\n"
+                     "example:\n  modula plugins export shop ./shop-as-installed", cmd_plugins_export, [database])
+    export.add_argument("name", help="the plugin's name, as `modula plugins list` shows it")
+    export.add_argument("dir", metavar="DIR", help="a new or empty folder to write the files into")
     install = command(plugin_commands, "install", "install a plugin folder and copy it into the plugins directory",
-                      "Install the plugin in FOLDER (reporting each step: manifest, init.lua, tables, schema) and\n"
-                      "copy it into the plugins directory, where `modula serve` loads it. Installing a new\n"
-                      "version upgrades its tables (additions only).\n\n"
+                      "Install the plugin in FOLDER (reporting each step: manifest, init.lua, tables, schema): its\n"
+                      "files are stored in the database, from where every `modula serve` process loads it, and\n"
+                      "copied into the plugins directory (for `plugins reload` and `serve --watch`). Installing\n"
+                      "a new version upgrades its tables (additions only).\n\n"
                       "example:\n  modula plugins install ./shop", cmd_plugins_install, [database, plugins_dir])
     install.add_argument("path", metavar="FOLDER", help="folder with plugin.json and init.lua")
     reload = command(plugin_commands, "reload", "install a plugin again from its folder in the plugins directory",

@@ -215,6 +215,18 @@ plugins = sa.Table(
     sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
     _created(),
     _updated(),
+    # The schema generation that last recorded this plugin (sql/common/0010_plugin_files.sql).
+    sa.Column("installed_generation", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("source", sa.String(1024), nullable=False, server_default=""),
+)
+
+# The installed code of each plugin: plugin.json and its Lua files, as text, by relative path.
+plugin_files = sa.Table(
+    "plugin_files",
+    metadata,
+    sa.Column("plugin_id", sa.Integer, sa.ForeignKey("plugins.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("path", sa.String(255), primary_key=True),
+    sa.Column("content", sa.Text, nullable=False),
 )
 
 # A single row: bumped in the same transaction as every plugin change, so every server process

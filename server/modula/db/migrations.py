@@ -47,12 +47,15 @@ def pending_files(dialect: str, sql_dir: Path | None = None) -> list[Migration]:
 async def migrate(session: Session, *, sql_dir: Path | None = None, progress=None) -> list[str]:
     """Apply every migration not yet applied; returns the versions applied now."""
     ddl = sa.schema.CreateTable(schema_migrations, if_not_exists=True)
-    await session.execute(ddl)
+    async with session.transaction():
+        # Under the lock: two PostgreSQL servers creating the table at once both pass IF NOT EXISTS
+        # and one fails on pg_type's unique index (replicas started together on a fresh database).
+        await _lock(session)
+        await session.execute(ddl)
     applied_now: list[str] = []
     for migration in pending_files(session.dialect, sql_dir):
         async with session.transaction():
-            if session.dialect == "postgresql":
-                await session.fetch_all(sa.select(sa.func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
+            await _lock(session)
             done = await session.fetch_value(
                 sa.select(schema_migrations.c.version).where(schema_migrations.c.version == migration.version)
             )
@@ -66,3 +69,9 @@ async def migrate(session: Session, *, sql_dir: Path | None = None, progress=Non
             )
             applied_now.append(migration.version)
     return applied_now
+
+
+async def _lock(session: Session) -> None:
+    """Migrations one process at a time, to the end of the transaction (SQLite: BEGIN IMMEDIATE is it)."""
+    if session.dialect == "postgresql":
+        await session.fetch_all(sa.select(sa.func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))

@@ -37,7 +37,7 @@ async def check_plugin(folder: Path) -> CheckReport:
         return report
     runtime = PluginRuntime(manifest.name, http_hosts=list(manifest.http_hosts))
     try:
-        runtime.load(manifest.init_lua.read_text(encoding="utf-8"), "init.lua")
+        runtime.load(manifest.init_lua, "init.lua")
     except LuaPluginError as exc:
         report.problems.append(_line(shown, exc.location or "init.lua", exc.message))
         return report

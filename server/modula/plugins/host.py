@@ -1,8 +1,9 @@
 """The plugin host: installs, loads, reloads and removes plugins, one sandboxed runtime each.
 
-Installing runs init.lua (which only declares), plans the plugin's tables against the live
-database, and in ONE transaction creates or upgrades them, records the plugin in the registry
-and bumps the schema generation. A failing plugin is reported by name, file and line, and never
+Installing runs init.lua (which only declares), then, in ONE transaction under the registry's
+lock, plans the plugin's tables against the live database, creates or upgrades them, stores the
+plugin's files in the registry and bumps the schema generation. Every process (the installing
+one too) runs what the registry holds: `follow_registry` loads stored versions, no DDL. A failing plugin is reported by name, file and line, and never
 stops the server or the other plugins.
 """
 
@@ -29,7 +30,7 @@ from modula.lua.runtime import PluginRuntime
 from modula.plugins import registry, tables
 from modula.plugins.calls import PluginCall
 from modula.plugins.errors import PluginError
-from modula.plugins.manifest import Manifest, read_manifest
+from modula.plugins.manifest import Manifest, parse_manifest, read_manifest
 
 log = logging.getLogger("modula.plugins")
 
@@ -40,6 +41,8 @@ class LoadedPlugin:
     declarations: Declarations
     tables: dict[str, TableSpec]
     checksum: str
+    installed_generation: int = 0  # the registry's: the schema generation that recorded this version
+    source: str = ""
 
     @property
     def name(self) -> str:
@@ -51,42 +54,88 @@ class PluginHost:
     database: Database
     limits: Limits = field(default_factory=Limits)
     http_client: httpx.AsyncClient = field(default_factory=httpx.AsyncClient)
-    loaded: dict[str, LoadedPlugin] = field(default_factory=dict)
+    loaded: dict[str, LoadedPlugin] = field(default_factory=dict)  # in install order (the registry's)
     failures: dict[str, str] = field(default_factory=dict)
     retired: list[LoadedPlugin] = field(default_factory=list)
 
-    async def load_all(self, plugins_dir: Path) -> bool:
-        """Bring the loaded plugins in line with the plugins directory and the registry: install
-        new or changed folders, drop plugins the registry disabled (here or in another process).
-        Failures are logged and kept, never raised. Returns whether anything changed."""
+    async def install_folders(self, plugins_dir: Path) -> None:
+        """Install every plugin folder in `plugins_dir` the registry does not hold as it is (new or
+        changed files), except those the registry has disabled. Failures are logged and kept,
+        never raised. Plugins already installed are left to `follow_registry`."""
         if not plugins_dir.is_dir():
-            return False
+            return
         async with self.database.session() as session:
             known = {row["name"]: row for row in await registry.list_plugins(session)}
-        changed = False
+            stored = {name for name, row in known.items() if await registry.has_files(session, row["id"])}
         for folder in sorted(p for p in plugins_dir.iterdir() if (p / "plugin.json").is_file()):
             row = known.get(folder.name)
             if row is not None and not row["enabled"]:
-                if folder.name in self.loaded:
-                    self._retire(folder.name)
-                    changed = True
-                continue
-            current = self.loaded.get(folder.name)
-            if current is not None and current.checksum == registry.checksum(folder):
                 continue
             try:
+                if row is not None and folder.name in stored and row["checksum"] == registry.checksum(folder):
+                    continue
                 await self.install(folder)
             except PluginError as exc:
                 self.failures[exc.plugin] = exc.message
                 log.error("%s", exc.message)
-            changed = True
-        return changed
+
+    async def follow_registry(self) -> int:
+        """Run exactly the enabled plugins the registry holds, in install order: load the versions
+        recorded since this host loaded its own (from the stored files) and retire those removed or
+        disabled. Returns the generation this state is. A stored version that fails to load is
+        retired and reported, as it would fail in any process."""
+        async with self.database.session() as session:
+            generation, stored = await registry.snapshot(
+                session, {name: plugin.installed_generation for name, plugin in self.loaded.items()})
+        enabled = {plugin.name for plugin in stored}
+        for name in [name for name in self.loaded if name not in enabled]:
+            self._retire(name)
+        for entry in stored:
+            current = self.loaded.get(entry.name)
+            if current is not None and current.installed_generation == entry.installed_generation:
+                continue
+            try:
+                plugin = await self.load_stored(entry)
+            except PluginError as exc:
+                self._retire(entry.name)
+                self.failures[entry.name] = exc.message
+                log.error("%s", exc.message)
+                continue
+            self._retire(entry.name)
+            self.failures.pop(entry.name, None)
+            self.loaded[entry.name] = plugin
+            log.info("plugin %s %s loaded from the registry (generation %d)", entry.name, plugin.manifest.version,
+                     entry.installed_generation)
+        order = {plugin.name: position for position, plugin in enumerate(stored)}
+        self.loaded = dict(sorted(self.loaded.items(), key=lambda item: order[item[0]]))
+        return generation
+
+    async def load_stored(self, stored: registry.StoredPlugin) -> LoadedPlugin:
+        """Run the stored version's init.lua and introspect its tables; no DDL, nothing written."""
+        manifest = parse_manifest(stored.files, stored.name)
+        runtime = PluginRuntime(manifest.name, limits=self.limits, http_hosts=list(manifest.http_hosts))
+        try:
+            declarations = _declare(manifest, runtime)
+            _check_hooks(manifest.name, declarations)
+            specs = await reflect_tables(self.database.url, prefix=manifest.name + "_")
+        except PluginError:
+            runtime.close()
+            raise
+        except Exception as exc:
+            runtime.close()
+            log.exception("plugin %s failed to load", manifest.name)
+            raise PluginError(manifest.name, f"load failed: {exc}") from exc
+        return LoadedPlugin(manifest, runtime, declarations, specs, stored.checksum, stored.installed_generation,
+                            stored.source)
 
     async def install(self, folder: Path, *, progress: Callable[[str], None] | None = None) -> LoadedPlugin:
-        """Load the plugin in `folder` and create or upgrade its tables; all or nothing.
-        `progress(step)` hears of each step done (the CLI shows them)."""
+        """Install the plugin in `folder`: store its files in the registry and create or upgrade its
+        tables, in one transaction under the registry's lock; all or nothing. When the registry
+        already holds these files and the tables are as declared (another process installed them),
+        nothing is written. `progress(step)` hears of each step done (the CLI shows them)."""
         step = progress or (lambda message: None)
         manifest = read_manifest(folder)
+        source = str(folder.resolve())
         step(f"manifest read: {manifest.name} {manifest.version}")
         await self._check_namespace(manifest.name)
         runtime = PluginRuntime(manifest.name, limits=self.limits, http_hosts=list(manifest.http_hosts))
@@ -96,19 +145,24 @@ class PluginHost:
             step(f"init.lua loaded: {len(declarations.tables)} table(s), {len(declarations.operations)} operation(s), "
                  f"{len(declarations.hooks)} hook(s)")
             prefix = manifest.name + "_"
-            live = await reflect_tables(self.database.url, prefix=prefix)
-            metadata = tables.declared_tables(manifest.name, declarations.tables, live)
-            plan = tables.plan(manifest.name, metadata, live)
-            digest = registry.checksum(folder)
-            own_tables = [t.name for t in tables.plugin_tables(manifest.name, metadata)]
+            digest = manifest.files.checksum
             async with self.database.session() as session:
                 async with session.transaction():
-                    await tables.apply(session, plan)
+                    await registry.change_lock(session)
+                    # Planned under the lock: what another process installed meanwhile is in place.
+                    live = await reflect_tables(self.database.url, prefix=prefix)
+                    metadata = tables.declared_tables(manifest.name, declarations.tables, live)
+                    plan = tables.plan(manifest.name, metadata, live)
+                    own_tables = [t.name for t in tables.plugin_tables(manifest.name, metadata)]
                     known = await registry.get_plugin(session, manifest.name)
-                    if not (plan.empty and known and known["checksum"] == digest and known["enabled"]):
-                        await registry.record(session, manifest, digest)  # bumps the schema generation
-                    await plugin_grants.propose(session, manifest.name, manifest.grants)
-                    await confinement.provision_plugin_role(session, _grant(manifest, own_tables, self.limits), own_tables)
+                    if (plan.empty and known is not None and known["checksum"] == digest and known["enabled"]
+                            and await registry.has_files(session, known["id"])):
+                        installed_generation, source = known["installed_generation"], known["source"]
+                    else:
+                        await tables.apply(session, plan)
+                        installed_generation = await registry.record(session, manifest, manifest.files, source)
+                        await plugin_grants.propose(session, manifest.name, manifest.grants)
+                        await confinement.provision_plugin_role(session, _grant(manifest, own_tables, self.limits), own_tables)
             if not plan.empty:
                 log.info("plugin %s %s: %s", manifest.name, manifest.version, ", ".join(plan.describe()))
             upgraded = {table.name for table, _ in plan.new_columns} | {index.table.name for index in plan.new_indexes}
@@ -125,9 +179,16 @@ class PluginHost:
             raise PluginError(manifest.name, f"install failed: {exc}") from exc
         self._retire(manifest.name)
         self.failures.pop(manifest.name, None)
-        plugin = LoadedPlugin(manifest, runtime, declarations, specs, digest)
+        plugin = LoadedPlugin(manifest, runtime, declarations, specs, digest, installed_generation, source)
         self.loaded[manifest.name] = plugin
         return plugin
+
+    async def reinstate(self, plugin: LoadedPlugin) -> None:
+        """Record `plugin` (a version this host ran before) in the registry again, as the current
+        version: every process then loads it, with the tables as they are now."""
+        async with self.database.session() as session, session.transaction():
+            await registry.change_lock(session)
+            await registry.record(session, plugin.manifest, plugin.manifest.files, plugin.source)
 
     async def _check_namespace(self, name: str) -> None:
         """Tables are a plugin's by prefix (`shop_*`), so `shop` and `shop_extra` cannot both be
@@ -139,10 +200,6 @@ class PluginHost:
                 raise PluginError(name, f"its tables ({name}_*) would overlap those of the installed plugin {other} "
                                         f"({other}_*): choose another name", code="PLUGIN_LOAD_FAILED")
 
-    async def reload(self, name: str, plugins_dir: Path, *, progress: Callable[[str], None] | None = None) -> LoadedPlugin:
-        folder = self.loaded[name].manifest.folder if name in self.loaded else plugins_dir / name
-        return await self.install(folder, progress=progress)
-
     async def unload(self, name: str) -> None:
         """Stop serving the plugin, here and (through the registry) in every process sharing the
         database, also after restarts; its tables and data stay."""
@@ -150,6 +207,7 @@ class PluginHost:
             raise PluginError(name, "is not loaded", code="NOT_FOUND")
         self._retire(name)
         async with self.database.session() as session, session.transaction():
+            await registry.change_lock(session)
             await registry.set_enabled(session, name, False)
 
     def _retire(self, name: str) -> None:
@@ -163,17 +221,12 @@ class PluginHost:
         retired, self.retired = self.retired, []
         return retired
 
-    def restore(self, plugin: LoadedPlugin) -> None:
-        """Serve `plugin` (a version this host loaded before) again instead of the current one."""
-        self._retire(plugin.name)
-        self.retired = [p for p in self.retired if p is not plugin]
-        self.loaded[plugin.name] = plugin
-
     async def remove(self, name: str) -> None:
         """Forget the plugin in the registry. Its tables are kept: they hold user data."""
         self._retire(name)
         async with self.database.session() as session:
             async with session.transaction():
+                await registry.change_lock(session)
                 if await registry.get_plugin(session, name) is None:
                     raise PluginError(name, "is not installed", code="NOT_FOUND")
                 await registry.forget(session, name)
@@ -237,9 +290,8 @@ def _grant(manifest: Manifest, own_tables: list[str], limits: Limits) -> confine
 
 
 def _declare(manifest: Manifest, runtime: PluginRuntime) -> Declarations:
-    source = manifest.init_lua.read_text(encoding="utf-8")
     try:
-        return runtime.load(source, "init.lua")
+        return runtime.load(manifest.init_lua, "init.lua")
     except LuaPluginError as exc:
         raise PluginError(manifest.name, exc.message, location=exc.location or "init.lua", code="PLUGIN_LOAD_FAILED") from None
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from modula.db.names import PLUGIN_NAME
 from modula.plugins.errors import PluginError
+from modula.plugins.files import INIT, MANIFEST, PluginFiles, read_folder
 
 API_VERSIONS = (1,)
 _HOST = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:\d{1,5})?$")
@@ -27,22 +28,30 @@ class Manifest:
     api: int
     http_hosts: tuple[str, ...]
     readable: frozenset[str]
-    folder: Path
+    folder: Path | None  # the folder it was read from; None when loaded from the registry
     # (role, resource, action, row_rule) the plugin proposes; an admin approves them before they apply
     grants: tuple[tuple[str, str, str, str | None], ...] = ()
+    files: PluginFiles = field(default_factory=lambda: PluginFiles({}), compare=False)
 
     @property
-    def init_lua(self) -> Path:
-        return self.folder / "init.lua"
+    def init_lua(self) -> str:
+        """The source of init.lua."""
+        return self.files.files[INIT]
 
 
 def read_manifest(folder: Path) -> Manifest:
-    path = folder / "plugin.json"
-    label = folder.name
-    if not path.is_file():
-        raise PluginError(label, "plugin.json is missing", location=str(path))
+    if not (folder / MANIFEST).is_file():
+        raise PluginError(folder.name, "plugin.json is missing", location=str(folder / MANIFEST))
+    return parse_manifest(read_folder(folder), folder.name, folder)
+
+
+def parse_manifest(files: PluginFiles, label: str, folder: Path | None = None) -> Manifest:
+    """The manifest of a plugin's files (from a folder or the registry); `label` names it in errors."""
+    text = files.text(MANIFEST)
+    if text is None:
+        raise PluginError(label, "plugin.json is missing", location=MANIFEST)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(text)
     except ValueError as exc:
         raise PluginError(label, f"plugin.json is not valid JSON: {exc}", location="plugin.json") from None
     if not isinstance(raw, dict):
@@ -78,10 +87,11 @@ def read_manifest(folder: Path) -> Manifest:
     refused = sorted(set(readable) - READABLE_CORE_TABLES)
     if refused:
         raise bad(f"permissions.read may not name {', '.join(refused)}; readable core tables: {', '.join(sorted(READABLE_CORE_TABLES))}")
-    if not (folder / "init.lua").is_file():
+    if files.text(INIT) is None:
         raise bad("init.lua is missing")
     grants = _grants(raw.get("grants", {}), name, bad)
-    return Manifest(name, version.strip(), description, api, tuple(h.lower() for h in hosts), frozenset(readable), folder, grants)
+    return Manifest(name, version.strip(), description, api, tuple(h.lower() for h in hosts), frozenset(readable), folder,
+                    grants, files)
 
 
 GRANT_ACTIONS = ("read", "create", "update", "delete")

@@ -2,8 +2,8 @@
 
 Every plugin change bumps the schema generation in the database (in the same transaction as the
 change). A process that changes a plugin rebuilds at once; the others notice the new generation
-(polled, by default every second) and bring their plugins in line with the registry before they
-rebuild. The same poll reads the auth generation, so a process's cached viewers are forgotten
+(polled, by default every second) and load from the registry what changed before they rebuild:
+plugins run from the code stored there, never from a process's own plugins folder. The same poll reads the auth generation, so a process's cached viewers are forgotten
 within one interval of a change to them made anywhere. A build runs off the event loop and is
 swapped in only if it succeeds; each swap logs what changed, with graphql-core's breaking and
 dangerous changes against the previous schema.
@@ -65,7 +65,7 @@ class SchemaService:
             # Before anything is cached, so the first poll forgets only what changed since.
             async with self.database.session() as session:
                 self.viewers.sync(await current_auth_generation(session))
-        await self.host.load_all(self.plugins_dir)
+        await self.host.install_folders(self.plugins_dir)
         return await self.rebuild()
 
     async def _generation(self) -> int:
@@ -80,12 +80,20 @@ class SchemaService:
     async def _rebuild(self) -> SwapReport:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        # Plugins already serving keep their names when a newcomer clashes with them.
-        serving = [] if self.live is None else [p.name for p in self.live.current.uses]
-        plugins = sorted(self.host.loaded.values(), key=lambda p: (p.name not in serving, serving.index(p.name) if p.name in serving else 0, p.name))
-        result = await asyncio.to_thread(build, plugins, self.host, self.settings)
+        while True:
+            # The registry's state at one generation: that number names exactly this schema.
+            generation = await self.host.follow_registry()
+            plugins = list(self.host.loaded.values())  # in install order: the earlier keeps a clashing name
+            result = await asyncio.to_thread(build, plugins, self.host, self.settings)
+            if self.live is None or generation > self.live.current.generation:
+                break
+            # A swap the database has not counted (a reload of unchanged files): count it, so the
+            # number always grows, unless another change moved it meanwhile (then build that).
+            async with self.database.session() as session, session.transaction():
+                if await registry.bump_generation_from(session, generation):
+                    generation += 1
+                    break
         used = frozenset(p for p in plugins if p.name in result.plugins)
-        generation = await self._served_generation()
         retired = [(plugin, plugin.runtime.close) for plugin in self.host.take_retired()]
         report = SwapReport(generation, result.plugins, {**self.host.failures, **result.failures},
                             build_seconds=loop.time() - started)
@@ -104,29 +112,19 @@ class SchemaService:
                  f"; breaking: {report.breaking_changes}" if report.breaking_changes else "")
         return report
 
-    async def _served_generation(self) -> int:
-        """The database's generation for the schema about to be served. A swap the database has
-        not counted yet (say, a reload of unchanged files) bumps it, so the number always grows
-        and names the same state in every process that follows it."""
-        async with self.database.session() as session:
-            generation = await registry.current_generation(session)
-            if self.live is not None and generation <= self.live.current.generation:
-                async with session.transaction():
-                    generation = await registry.bump_generation(session)
-        return generation
-
     # --- plugin management (admin mutations, --watch) ----------------------------------------
 
     async def load_plugin(self, name: str) -> SwapReport:
         """Install (or upgrade) and serve the plugin. When the new version's schema does not fit,
-        the version serving before stays (its tables may have gained the new additive changes)."""
+        the version serving before is recorded again, so every process serves it (its tables may
+        have gained the new additive changes)."""
         async with self._lock:
             previous = self.host.loaded.get(name)
             await self.host.install(self._folder(name))
             report = await self._rebuild()
             if name in report.failures and previous is not None:
                 failure = report.failures[name]
-                self.host.restore(previous)
+                await self.host.reinstate(previous)
                 report = await self._rebuild()
                 report.failures[name] = f"{failure} (the previous version keeps serving)"
             return report
@@ -141,7 +139,7 @@ class SchemaService:
 
     def _folder(self, name: str) -> Path:
         loaded = self.host.loaded.get(name)
-        folder = loaded.manifest.folder if loaded else self.plugins_dir / name
+        folder = loaded.manifest.folder if loaded and loaded.manifest.folder else self.plugins_dir / name
         if not (folder / "plugin.json").is_file():
             raise PluginError(name, f"has no plugin.json in {folder}", code="NOT_FOUND")
         return folder
@@ -166,7 +164,6 @@ class SchemaService:
             async with self._lock:
                 # Our own change may have moved the generation while we waited.
                 if await self._generation() > self.live.current.generation:
-                    await self.host.load_all(self.plugins_dir)
                     await self._rebuild()
 
     async def watch(self) -> None:
