@@ -36,6 +36,11 @@ class Served:
         return httpx.post(f"{self.base}/graphql", json={"query": query, "variables": variables or {}},
                           headers=headers, timeout=10).json()
 
+    def get_status(self, path: str, token: str) -> int:
+        """The status of a POST of `{ __typename }` to `path` with the bearer token."""
+        return httpx.post(f"{self.base}{path}", json={"query": "{ __typename }"},
+                          headers={"authorization": f"Bearer {token}"}, timeout=10).status_code
+
     def generation(self) -> int:
         return self.get("/health").json()["schemaGeneration"]
 

@@ -17,6 +17,7 @@ from modula.auth.viewer_cache import ViewerCache
 from modula.config import Settings
 from modula.db.connection import Database
 from modula.db.migrations import migrate
+from modula.db.notifications import AUTH_CHANNEL, SCHEMA_CHANNEL, ChangeListener
 from modula.graphql_http import graphql_endpoint
 from modula.playground import assets, playground
 from modula.plugins.host import PluginHost
@@ -52,6 +53,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.live_schema = schemas.live
             app.state.plugins = plugins
             tasks = [asyncio.create_task(schemas.follow(settings.follow_interval))]
+            listener = None
+            if settings.listen and not database.is_sqlite:
+                listener = ChangeListener(database.url, {SCHEMA_CHANNEL: schemas.changed_elsewhere,
+                                                         AUTH_CHANNEL: schemas.changed_elsewhere},
+                                          on_connect=schemas.changed_elsewhere)
+                tasks.append(asyncio.create_task(listener.run()))
+            app.state.listener = listener
             if settings.watch:
                 tasks.append(asyncio.create_task(schemas.watch()))
             try:
@@ -60,6 +68,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                if listener is not None:
+                    await listener.close()
                 await plugins.close()
         finally:
             await database.disconnect()

@@ -20,6 +20,9 @@ class Settings:
     debug: bool = False
     watch: bool = False  # reload a plugin when its files change (`modula serve --watch`)
     follow_interval: float = 1.0  # seconds between checks for plugin changes made by other processes
+    # PostgreSQL: hear of other processes' changes at once on one LISTEN connection (the poll every
+    # `follow_interval` stays, as the fallback); SQLite has no NOTIFY and follows by the poll alone.
+    listen: bool = True
     # Keep viewers (token or session -> user, roles, permissions) in memory; a change to them made
     # by another process is seen within `follow_interval`, one made here at once.
     viewer_cache: bool = True
@@ -76,6 +79,8 @@ class Settings:
             settings = replace(settings, default_page_size=int(env["MODULA_DEFAULT_PAGE_SIZE"]))
         if env.get("MODULA_FOLLOW_INTERVAL"):
             settings = replace(settings, follow_interval=float(env["MODULA_FOLLOW_INTERVAL"]))
+        if env.get("MODULA_LISTEN", "").lower() in ("0", "false", "no"):
+            settings = replace(settings, listen=False)
         if env.get("MODULA_DATABASE_POOL_SIZE"):
             settings = replace(settings, database_pool_size=int(env["MODULA_DATABASE_POOL_SIZE"]))
         if env.get("MODULA_PLUGIN_POOL_SIZE"):

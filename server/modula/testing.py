@@ -25,6 +25,7 @@ async def running_app(database_url: str, *, plugins_dir: Path | None = None, **s
     count a request's statements, see the database's answer on every request, as before the
     cache (tests/test_viewer_cache.py covers the cache)."""
     settings.setdefault("follow_interval", 3600.0)
+    settings.setdefault("listen", False)  # nor LISTEN, for the same reason, unless asked for
     settings.setdefault("viewer_cache", False)
     app = create_app(Settings(database_url=database_url, plugins_dir=plugins_dir or Path("plugins"), **settings))
     async with app.router.lifespan_context(app):

@@ -12,6 +12,7 @@ dangerous changes against the previous schema.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,7 @@ class SchemaService:
         self.live: LiveSchema | None = None
         self.last_report: SwapReport | None = None
         self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()  # set by a change notification: poll now, not at the interval
 
     async def start(self) -> SwapReport:
         if self.viewers is not None:
@@ -144,10 +146,17 @@ class SchemaService:
             raise PluginError(name, f"has no plugin.json in {folder}", code="NOT_FOUND")
         return folder
 
+    def changed_elsewhere(self, _payload: str = "") -> None:
+        """A change notification arrived (or the LISTEN connection came back and may have missed
+        some): poll at once. The payload is only a hint; the poll reads the counters themselves."""
+        self._wake.set()
+
     async def follow(self, interval: float = 1.0) -> None:
-        """Forever, every `interval` seconds: `poll`."""
+        """Forever: `poll` every `interval` seconds, and at once when `changed_elsewhere` is called."""
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+            self._wake.clear()
             try:
                 await self.poll()
             except Exception:  # noqa: BLE001 - keep following; the old schema keeps serving
