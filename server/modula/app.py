@@ -18,6 +18,7 @@ from modula.config import Settings
 from modula.db.connection import Database
 from modula.db.migrations import migrate
 from modula.db.notifications import AUTH_CHANNEL, SCHEMA_CHANNEL, ChangeListener
+from modula import health as probes
 from modula.graphql_http import graphql_endpoint
 from modula.playground import assets, playground
 from modula.plugins.host import PluginHost
@@ -79,6 +80,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
             Route("/health", health),
+            Route("/health/live", probes.live),
+            Route("/health/ready", probes.ready),
             Route("/playground", playground, methods=["GET"]),
             Mount("/playground/assets", app=assets, name="playground_assets"),
         ],

@@ -71,6 +71,12 @@ async def migrate(session: Session, *, sql_dir: Path | None = None, progress=Non
     return applied_now
 
 
+async def unapplied(session: Session, *, sql_dir: Path | None = None) -> list[str]:
+    """The versions of the migrations this code has that the database has not applied."""
+    applied = {row["version"] for row in await session.fetch_all(sa.select(schema_migrations.c.version))}
+    return [m.version for m in pending_files(session.dialect, sql_dir) if m.version not in applied]
+
+
 async def _lock(session: Session) -> None:
     """Migrations one process at a time, to the end of the transaction (SQLite: BEGIN IMMEDIATE is it)."""
     if session.dialect == "postgresql":
