@@ -116,7 +116,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     listening = listen(settings.host, settings.port)
 
     async def prepare() -> None:  # migrate here, where progress and errors reach the user as lines
-        async with _connected(settings, Progress()) as database:
+        # One connection is enough here; each server opens its own pool afterwards.
+        async with _connected(settings.with_(database_pool_size=1), Progress()) as database:
             if settings.workers > 1:
                 # Installs and upgrades happen here, once; the workers then only load what is installed.
                 from modula.plugins.host import PluginHost

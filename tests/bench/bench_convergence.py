@@ -47,7 +47,7 @@ CONV = """
 plugin.define_table({{name = "conv_items", fields = {{{{name = "item_id", type = "integer", primary_key = true}}}}}})
 plugin.query{{name = "convVersion", returns = "Int!", handler = function() return {version} end}}
 """
-LOAD_QUERY = "{ convVersion shopProducts(limit: 1) { productId } }"
+LOAD_QUERIES = {True: "{ convVersion shopProducts(limit: 1) { productId } }", False: "{ convVersion convItems { itemId } }"}
 
 
 def write_conv(folder: Path, version: int) -> None:
@@ -90,18 +90,19 @@ async def poller(run: Run, index: int, base: str, token: str) -> None:
             await asyncio.sleep(POLL_SECONDS)
 
 
-async def client(run: Run, base: str, token: str) -> None:
+async def client(run: Run, base: str, token: str, query: str) -> None:
     async with httpx.AsyncClient(base_url=base, headers={"authorization": f"Bearer {token}"}, timeout=10) as http:
         while not run.stop:
-            run.check(await http.post("/graphql", json={"query": LOAD_QUERY}))
+            run.check(await http.post("/graphql", json={"query": query}))
 
 
-async def measure(postgres_url: str, listen: bool, poll_interval: float) -> dict:
+async def measure(postgres_url: str, listen: bool, poll_interval: float, bundled: bool) -> dict:
     name = f"modula_bench_{uuid.uuid4().hex[:10]}"
     url = await create_test_database(postgres_url, name)
     root = Path(tempfile.mkdtemp(prefix="bench_convergence_"))
     folder = root / "a"
-    for plugin in ("shop", "webhooks"):
+    folder.mkdir(parents=True)
+    for plugin in ("shop", "webhooks") if bundled else ():
         (folder / plugin).mkdir(parents=True)
         for file in (BUNDLED / plugin).iterdir():
             (folder / plugin / file.name).write_bytes(file.read_bytes())
@@ -121,7 +122,8 @@ async def measure(postgres_url: str, listen: bool, poll_interval: float) -> dict
         run = Run()
         run.first_seen = [{} for _ in replicas]
         tasks = [asyncio.create_task(poller(run, i, r.base, token)) for i, r in enumerate(replicas)]
-        tasks += [asyncio.create_task(client(run, r.base, token)) for r in replicas for _ in range(CLIENTS_PER_REPLICA)]
+        tasks += [asyncio.create_task(client(run, r.base, token, LOAD_QUERIES[bundled]))
+                  for r in replicas for _ in range(CLIENTS_PER_REPLICA)]
         await asyncio.sleep(1.0)
         generations = []
         async with httpx.AsyncClient(base_url=replicas[0].base, headers={"authorization": f"Bearer {token}"},
@@ -136,6 +138,7 @@ async def measure(postgres_url: str, listen: bool, poll_interval: float) -> dict
                 while not all(any(g >= generation for g in seen) for seen in run.first_seen):
                     assert time.monotonic() < deadline, f"generation {generation} did not reach every replica"
                     await asyncio.sleep(0.005)
+                print(f"  change {version}: generation {generation} everywhere", file=sys.stderr, flush=True)
                 await asyncio.sleep(0.2)  # requests on the new generation before the next change
         run.stop = True
         await asyncio.gather(*tasks)
@@ -163,11 +166,17 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--postgres-url", required=True)
     parser.add_argument("--poll-interval", type=float, default=1.0, help="the poll-only run's interval (s)")
+    parser.add_argument("--without-bundled", action="store_true",
+                        help="only the small conv plugin (a rebuild then costs little): shows the delivery more than the build")
+    parser.add_argument("--push-only", action="store_true", help="skip the poll-only run")
     args = parser.parse_args()
     results = {}
-    for label, listen, interval in (("LISTEN/NOTIFY (poll 1 s as fallback)", True, 1.0),
-                                    (f"poll only, every {args.poll_interval} s", False, args.poll_interval)):
-        result = await measure(args.postgres_url, listen, interval)
+    runs = [("LISTEN/NOTIFY (poll 1 s as fallback)", True, 1.0)]
+    if not args.push_only:
+        runs.append((f"poll only, every {args.poll_interval} s", False, args.poll_interval))
+    print(f"plugins: {'conv only' if args.without_bundled else 'shop, webhooks and conv'}")
+    for label, listen, interval in runs:
+        result = await measure(args.postgres_url, listen, interval, not args.without_bundled)
         results[label] = result
         print(f"\n{label}: {CHANGES} changes, 3 replicas, {CLIENTS_PER_REPLICA} clients each, polled every 10 ms")
         for index, samples in enumerate(result["per_replica"]):
@@ -175,8 +184,9 @@ async def main() -> None:
         everything = [s for samples in result["per_replica"] for s in samples]
         print(f"  all replicas          {summary(everything)}")
         print(f"  failed requests: {result['failed']} of {result['requests']}")
-    (push, poll) = ([s for samples in r["per_replica"][1:] for s in samples] for r in results.values())
-    print(f"\nother replicas, median poll / median push: {statistics.median(poll) / statistics.median(push):.1f}x")
+    if len(results) == 2:
+        (push, poll) = ([s for samples in r["per_replica"][1:] for s in samples] for r in results.values())
+        print(f"\nother replicas, median poll / median push: {statistics.median(poll) / statistics.median(push):.1f}x")
 
 
 if __name__ == "__main__":

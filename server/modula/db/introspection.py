@@ -101,8 +101,9 @@ def _spec(table: sa.Table, inspector: sa.Inspector) -> TableSpec:
     return TableSpec(table.name, columns, pk, foreign_keys, tuple(sorted(set(unique))), index_names)
 
 
-async def reflect_tables(url: str, names: list[str] | None = None, *, prefix: str | None = None) -> dict[str, TableSpec]:
-    """Specs of the named tables (or of every table whose name starts with `prefix`)."""
+async def reflect_tables(url: str, names: list[str] | None = None, *,
+                         prefix: str | tuple[str, ...] | None = None) -> dict[str, TableSpec]:
+    """Specs of the named tables (or of every table whose name starts with `prefix`, or with one of them)."""
     engine = create_async_engine(_async_url(url), poolclass=NullPool)
     try:
         async with engine.connect() as connection:

@@ -90,12 +90,13 @@ class PluginHost:
         enabled = {plugin.name for plugin in stored}
         for name in [name for name in self.loaded if name not in enabled]:
             self._retire(name)
-        for entry in stored:
-            current = self.loaded.get(entry.name)
-            if current is not None and current.installed_generation == entry.installed_generation:
-                continue
+        changed = [entry for entry in stored if (current := self.loaded.get(entry.name)) is None
+                   or current.installed_generation != entry.installed_generation]
+        # One introspection for every plugin to load: each costs a connection and the dialect's setup.
+        specs = await reflect_tables(self.database.url, prefix=tuple(entry.name + "_" for entry in changed)) if changed else {}
+        for entry in changed:
             try:
-                plugin = await self.load_stored(entry)
+                plugin = self.load_stored(entry, {name: spec for name, spec in specs.items() if name.startswith(entry.name + "_")})
             except PluginError as exc:
                 self._retire(entry.name)
                 self.failures[entry.name] = exc.message
@@ -110,14 +111,13 @@ class PluginHost:
         self.loaded = dict(sorted(self.loaded.items(), key=lambda item: order[item[0]]))
         return generation
 
-    async def load_stored(self, stored: registry.StoredPlugin) -> LoadedPlugin:
-        """Run the stored version's init.lua and introspect its tables; no DDL, nothing written."""
+    def load_stored(self, stored: registry.StoredPlugin, specs: dict[str, TableSpec]) -> LoadedPlugin:
+        """Run the stored version's init.lua beside its tables' `specs`; no DDL, nothing written."""
         manifest = parse_manifest(stored.files, stored.name)
         runtime = PluginRuntime(manifest.name, limits=self.limits, http_hosts=list(manifest.http_hosts))
         try:
             declarations = _declare(manifest, runtime)
             _check_hooks(manifest.name, declarations)
-            specs = await reflect_tables(self.database.url, prefix=manifest.name + "_")
         except PluginError:
             runtime.close()
             raise
@@ -168,7 +168,7 @@ class PluginHost:
             upgraded = {table.name for table, _ in plan.new_columns} | {index.table.name for index in plan.new_indexes}
             step(f"tables: {len(plan.new_tables)} created, {len(upgraded)} upgraded ({', '.join(plan.describe())})"
                  if not plan.empty else "tables: already up to date")
-            specs = await reflect_tables(self.database.url, prefix=prefix)
+            specs = live if plan.empty else await reflect_tables(self.database.url, prefix=prefix)
             step(f"introspected: {len(specs)} table(s), {sum(len(spec.columns) for spec in specs.values())} column(s)")
         except PluginError:
             runtime.close()

@@ -16,11 +16,24 @@ from dataclasses import dataclass
 
 @functools.cache
 def _english():
-    """inflect's engine, made on first use: importing inflect takes about 2 s (typeguard
-    instruments it), which commands and servers that never name a table should not pay."""
-    import inflect
+    """inflect's engine, made on first use. inflect wraps its methods in typeguard's @typechecked,
+    which re-reads and re-parses inflect's whole source once per method when inflect is imported:
+    2 s of CPU, 8 s on a busy machine, most of a server's start-up after a restart. It is imported
+    with that decorator made a no-op, as under `python -O`; only typeguard's checks of the
+    arguments we pass (table names, always str) are lost."""
+    import typeguard
 
+    checked = typeguard.typechecked
+    typeguard.typechecked = _unchecked
+    try:
+        import inflect
+    finally:
+        typeguard.typechecked = checked
     return inflect.engine()
+
+
+def _unchecked(target=None, **_options):
+    return _unchecked if target is None else target
 
 
 def camel(snake: str) -> str:
