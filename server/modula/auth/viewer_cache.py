@@ -4,8 +4,8 @@ known token or session resolves its viewer without a statement.
 What may go stale is bounded by the auth generation (sql/*/0009_auth_generation.sql), a counter
 the database moves in the same transaction as any change to who a viewer is or what they may do.
 The process that makes such a change forgets its entries at once (`clear`); every process looks
-at the counter in the poll that follows the schema generation and forgets everything when it
-moved (`sync`). Expiry is not a change the counter sees: it is checked against the clock at every
+at the counter in the poll that follows the schema generation (run at once on PostgreSQL when
+the counter's NOTIFY arrives) and forgets everything when it moved (`sync`). Expiry is not a change the counter sees: it is checked against the clock at every
 use. Entries are only ever added with the data read after the last forgetting (see `epoch`).
 """
 

@@ -1,12 +1,13 @@
 """Rebuilds and swaps the served schema when plugins change, here or in another server process.
 
 Every plugin change bumps the schema generation in the database (in the same transaction as the
-change). A process that changes a plugin rebuilds at once; the others notice the new generation
-(polled, by default every second) and load from the registry what changed before they rebuild:
-plugins run from the code stored there, never from a process's own plugins folder. The same poll reads the auth generation, so a process's cached viewers are forgotten
-within one interval of a change to them made anywhere. A build runs off the event loop and is
-swapped in only if it succeeds; each swap logs what changed, with graphql-core's breaking and
-dangerous changes against the previous schema.
+change). A process that changes a plugin rebuilds at once; the others hear of the new generation
+(on PostgreSQL at once, through the LISTEN connection's notification; else by the poll, every
+second by default) and load from the registry what changed before they rebuild: plugins run from
+the code stored there, never from a process's own plugins folder. The same poll reads the auth
+generation, so a process's cached viewers are forgotten as soon as a change to them made anywhere
+is heard of. A build runs off the event loop and is swapped in only if it succeeds; each swap
+logs what changed, with graphql-core's breaking and dangerous changes against the previous schema.
 """
 
 from __future__ import annotations
