@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from modula.plugins import host as host_module
 from modula_testing import GraphQLClient, admin_client, running_app
 from test_plugins import write_plugin
 
@@ -486,3 +487,36 @@ async def test_a_swapped_out_schema_is_freed_once_no_request_holds_it(admin, tmp
     await admin.data("{ counterItems { itemId } counterVersion }")
     gc.collect()
     assert retired() is None, [type(r).__qualname__ for r in gc.get_referrers(retired())]
+
+
+async def test_a_follower_introspects_a_plugins_tables_again_only_when_an_install_changed_them(database_url, tmp_path,
+                                                                                               monkeypatch):
+    folder = plugins_dir(tmp_path)
+    write_plugin(folder, "notes", NOTES_V1)
+    async with (
+        running_app(database_url, plugins_dir=folder) as app_a,
+        running_app(database_url, plugins_dir=tmp_path / "empty") as app_b,
+        admin_client(app_a, "admin_a") as a,
+        admin_client(app_b, "admin_b") as b,
+    ):
+        reflected: list = []
+        reflect = host_module.reflect_tables
+
+        async def counted(url, *args, **kwargs):
+            reflected.append(kwargs.get("prefix"))
+            return await reflect(url, *args, **kwargs)
+
+        monkeypatch.setattr(host_module, "reflect_tables", counted)
+        (folder / "notes" / "init.lua").write_text(NOTES_V1 + "\n-- new code, same tables\n")
+        await swap(a, "reloadPlugin", "notes")
+        reflected.clear()  # A's own install introspects under the lock
+        await app_b.state.schemas.poll()
+        assert reflected == [] and generation(app_b) == generation(app_a)
+
+        (folder / "notes" / "init.lua").write_text(NOTES_V2)
+        await swap(a, "reloadPlugin", "notes")
+        reflected.clear()
+        await app_b.state.schemas.poll()
+        assert reflected == [("notes_",)]
+        assert sdl(app_b) == sdl(app_a) and "notesTags" in sdl(app_b)
+        assert await b.data("{ notesLatest { title } }") == {"notesLatest": None}

@@ -217,6 +217,7 @@ plugins = sa.Table(
     _updated(),
     # The schema generation that last recorded this plugin (sql/common/0010_plugin_files.sql).
     sa.Column("installed_generation", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("tables_generation", sa.Integer, nullable=False, server_default="0"),
     sa.Column("source", sa.String(1024), nullable=False, server_default=""),
 )
 

@@ -43,6 +43,7 @@ class LoadedPlugin:
     checksum: str
     installed_generation: int = 0  # the registry's: the schema generation that recorded this version
     source: str = ""
+    tables_generation: int = 0  # the registry's: the generation its `tables` were introspected at
 
     @property
     def name(self) -> str:
@@ -92,11 +93,18 @@ class PluginHost:
             self._retire(name)
         changed = [entry for entry in stored if (current := self.loaded.get(entry.name)) is None
                    or current.installed_generation != entry.installed_generation]
-        # One introspection for every plugin to load: each costs a connection and the dialect's setup.
-        specs = await reflect_tables(self.database.url, prefix=tuple(entry.name + "_" for entry in changed)) if changed else {}
+        # A new version whose install left the tables alone keeps the specs introspected before; the
+        # rest share one introspection (each costs a connection and the dialect's setup).
+        kept = {entry.name: self.loaded[entry.name].tables for entry in changed if entry.name in self.loaded
+                and self.loaded[entry.name].tables_generation == entry.tables_generation}
+        wanted = tuple(entry.name + "_" for entry in changed if entry.name not in kept)
+        specs = await reflect_tables(self.database.url, prefix=wanted) if wanted else {}
         for entry in changed:
             try:
-                plugin = self.load_stored(entry, {name: spec for name, spec in specs.items() if name.startswith(entry.name + "_")})
+                tables = kept.get(entry.name)
+                if tables is None:
+                    tables = {name: spec for name, spec in specs.items() if name.startswith(entry.name + "_")}
+                plugin = self.load_stored(entry, tables)
             except PluginError as exc:
                 self._retire(entry.name)
                 self.failures[entry.name] = exc.message
@@ -126,7 +134,7 @@ class PluginHost:
             log.exception("plugin %s failed to load", manifest.name)
             raise PluginError(manifest.name, f"load failed: {exc}") from exc
         return LoadedPlugin(manifest, runtime, declarations, specs, stored.checksum, stored.installed_generation,
-                            stored.source)
+                            stored.source, stored.tables_generation)
 
     async def install(self, folder: Path, *, progress: Callable[[str], None] | None = None) -> LoadedPlugin:
         """Install the plugin in `folder`: store its files in the registry and create or upgrade its
@@ -158,9 +166,13 @@ class PluginHost:
                     if (plan.empty and known is not None and known["checksum"] == digest and known["enabled"]
                             and await registry.has_files(session, known["id"])):
                         installed_generation, source = known["installed_generation"], known["source"]
+                        tables_generation = known["tables_generation"]
                     else:
                         await tables.apply(session, plan)
-                        installed_generation = await registry.record(session, manifest, manifest.files, source)
+                        installed_generation = await registry.record(session, manifest, manifest.files, source,
+                                                                     tables_changed=not plan.empty)
+                        tables_generation = (installed_generation if not plan.empty or known is None
+                                             else known["tables_generation"])
                         await plugin_grants.propose(session, manifest.name, manifest.grants)
                         await confinement.provision_plugin_role(session, _grant(manifest, own_tables, self.limits), own_tables)
             if not plan.empty:
@@ -179,7 +191,7 @@ class PluginHost:
             raise PluginError(manifest.name, f"install failed: {exc}") from exc
         self._retire(manifest.name)
         self.failures.pop(manifest.name, None)
-        plugin = LoadedPlugin(manifest, runtime, declarations, specs, digest, installed_generation, source)
+        plugin = LoadedPlugin(manifest, runtime, declarations, specs, digest, installed_generation, source, tables_generation)
         self.loaded[manifest.name] = plugin
         return plugin
 
@@ -188,7 +200,7 @@ class PluginHost:
         version: every process then loads it, with the tables as they are now."""
         async with self.database.session() as session, session.transaction():
             await registry.change_lock(session)
-            await registry.record(session, plugin.manifest, plugin.manifest.files, plugin.source)
+            await registry.record(session, plugin.manifest, plugin.manifest.files, plugin.source, tables_changed=False)
 
     async def _check_namespace(self, name: str) -> None:
         """Tables are a plugin's by prefix (`shop_*`), so `shop` and `shop_extra` cannot both be

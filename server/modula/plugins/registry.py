@@ -36,6 +36,7 @@ class StoredPlugin:
     name: str
     checksum: str
     installed_generation: int
+    tables_generation: int  # the generation that last created or changed its tables
     source: str
     files: PluginFiles
 
@@ -67,14 +68,17 @@ async def stored_files(session: Session, plugin_id: int) -> PluginFiles:
     return PluginFiles({row["path"]: row["content"] for row in rows})
 
 
-async def record(session: Session, manifest: Manifest, files: PluginFiles, source: str) -> int:
+async def record(session: Session, manifest: Manifest, files: PluginFiles, source: str, *, tables_changed: bool) -> int:
     """Insert or update the plugin's row with its files and bump the generation; call inside a
-    transaction holding `change_lock`. Returns the new generation."""
+    transaction holding `change_lock`, `tables_changed` when it also created or changed tables.
+    Returns the new generation."""
     now = utcnow()
     generation = await bump_generation(session)
     values = dict(version=manifest.version, checksum=files.checksum, enabled=True, updated_at=now,
                   installed_generation=generation, source=source)
     existing = await get_plugin(session, manifest.name)
+    if tables_changed or existing is None:
+        values["tables_generation"] = generation
     if existing is None:
         row = await session.insert(plugins, dict(name=manifest.name, created_at=now, **values))
         plugin_id = row["id"]
@@ -105,7 +109,7 @@ async def snapshot(session: Session, loaded: dict[str, int]) -> tuple[int, list[
     while True:
         before = await current_generation(session)
         rows = await session.fetch_all(sa.select(plugins.c.id, plugins.c.name, plugins.c.checksum,
-                                                 plugins.c.installed_generation, plugins.c.source)
+                                                 plugins.c.installed_generation, plugins.c.tables_generation, plugins.c.source)
                                        .where(plugins.c.enabled == sa.true()).order_by(plugins.c.id))
         wanted = [row["id"] for row in rows if loaded.get(row["name"]) != row["installed_generation"]]
         contents: dict[int, dict[str, str]] = {plugin_id: {} for plugin_id in wanted}
@@ -116,7 +120,7 @@ async def snapshot(session: Session, loaded: dict[str, int]) -> tuple[int, list[
         # rows and files above are exactly that generation's.
         if await current_generation(session) == before:
             return before, [StoredPlugin(row["id"], row["name"], row["checksum"], row["installed_generation"],
-                                         row["source"], PluginFiles(contents.get(row["id"], {}))) for row in rows]
+                                         row["tables_generation"], row["source"], PluginFiles(contents.get(row["id"], {}))) for row in rows]
 
 
 async def bump_generation(session: Session) -> int:
