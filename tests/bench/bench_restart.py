@@ -9,6 +9,9 @@ and only loads them.
 Run from the repository root with the venv active::
 
     python tests/bench/bench_restart.py --postgres-url postgresql://postgres@127.0.0.1:5432/test
+
+Another checkout's server (say main, for a before/after) runs with its package first on the path:
+`PYTHONPATH=/path/to/main/server python tests/bench/bench_restart.py --postgres-url ... --path /health`.
 """
 
 from __future__ import annotations
@@ -33,11 +36,11 @@ from serve_processes import launch, stop  # noqa: E402
 BUNDLED = Path(__file__).resolve().parents[2] / "plugins"
 
 
-def until_ready(served) -> float:
+def until_ready(served, path: str) -> float:
     started = time.monotonic()
     while True:
         try:
-            if httpx.get(f"{served.base}/health/ready", timeout=2).status_code == 200:
+            if httpx.get(f"{served.base}{path}", timeout=2).status_code == 200:
                 return time.monotonic() - started
         except httpx.TransportError:
             pass
@@ -49,6 +52,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--postgres-url", required=True)
     parser.add_argument("--restarts", type=int, default=5)
+    parser.add_argument("--path", default="/health/ready",
+                        help="the probe that says ready (/health for a checkout that has no /health/ready)")
     args = parser.parse_args()
     name = f"modula_bench_{uuid.uuid4().hex[:10]}"
     url = asyncio.run(create_test_database(args.postgres_url, name))
@@ -57,13 +62,13 @@ def main() -> None:
     env = {"DATABASE_URL": url}
     try:
         served = launch(root, "--plugins-dir", str(root / "plugins"), env=env)
-        first = until_ready(served)
+        first = until_ready(served, args.path)
         restarts = []
         for _ in range(args.restarts):
             served.process.kill()  # kill -9
             served.process.wait()
             served = launch(root, "--plugins-dir", str(root / "plugins"), env=env)
-            restarts.append(until_ready(served))
+            restarts.append(until_ready(served, args.path))
         stop(served)
     finally:
         asyncio.run(drop_test_database(args.postgres_url, name))
