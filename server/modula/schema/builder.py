@@ -18,6 +18,7 @@ from strawberry.schema.config import StrawberryConfig
 from modula.config import Settings
 from modula.plugins.errors import PluginError
 from modula.schema.compiled import content as core_content
+from modula.schema.compiled import content_write
 from modula.schema.compiled.catalog import Catalog
 from modula.schema.compiled.run import CompiledOperations
 from modula.schema.core_schema import Mutation, Query
@@ -53,6 +54,8 @@ def _schema(query: type, mutation: type, settings: Settings | None = None, catal
     # The fast path's plans live with the schema and go with it when a swap retires it.
     catalog = catalog or Catalog()
     catalog.core.update(core_content.ROOTS)  # contents and content(id:)
+    catalog.core_writes.update(content_write.WRITES)  # createContent
+    catalog.inputs |= content_write.INPUTS
     schema.compiled = CompiledOperations(catalog, schema._schema, limits, validation.validate)
     return schema
 

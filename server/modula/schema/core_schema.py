@@ -65,9 +65,7 @@ class CreateContentInput:
 
 
 async def _content_event(info: CoreInfo, event: str, row: dict) -> None:
-    """Plugins watching core content hear of committed changes (`plugin.on("after_insert", "content", fn)`)."""
-    if info.context.schemas is not None:
-        await info.context.schemas.host.core_event(event, "content", dict(row), {"operation": info.field_name})
+    await info.context.core_event(event, "content", row, info.field_name)
 
 
 async def _require_node(info: CoreInfo, node_id: int, action: str) -> None:
