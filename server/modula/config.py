@@ -29,6 +29,7 @@ class Settings:
     max_query_depth: int = 12  # field levels; introspection fields count as one level
     max_aliases: int = 30
     max_tokens: int = 5000  # lexical tokens (and, separately, comments) in one GraphQL document
+    max_document_bytes: int = 100 * 1024  # a GraphQL document longer than this is refused unparsed
     max_batch: int = 10  # operations in one batched POST (a JSON array)
     max_body_bytes: int = 2 * 1024 * 1024  # a POST body larger than this is refused (413) unread
     # Production mode (`modula serve --production`): introspection and "Did you mean" suggestions
@@ -82,7 +83,7 @@ class Settings:
             settings = replace(settings, plugin_pool_size=int(env["MODULA_PLUGIN_POOL_SIZE"]))
         if env.get("MODULA_VIEWER_CACHE"):
             settings = replace(settings, viewer_cache=env["MODULA_VIEWER_CACHE"].lower() in ("1", "true", "yes"))
-        for name in ("max_query_depth", "max_aliases", "max_tokens", "max_batch", "max_body_bytes"):
+        for name in ("max_query_depth", "max_aliases", "max_tokens", "max_document_bytes", "max_batch", "max_body_bytes"):
             if env.get(f"MODULA_{name.upper()}"):
                 settings = replace(settings, **{name: int(env[f"MODULA_{name.upper()}"])})
         if env.get("MODULA_FAST_PATH", "").lower() in ("0", "false", "no"):

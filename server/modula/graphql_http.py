@@ -32,6 +32,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from modula.auth.viewer import AuthenticationError, resolve_viewer
+from modula.db.storable import unstorable
 from modula.playground import playground_page, wants_playground
 from modula.schema.compiled.run import RawJSON
 from modula.schema.context import RequestContext
@@ -119,6 +120,9 @@ async def _execute(schema: Any, params: dict[str, Any], context: RequestContext,
     when the server failed before execution."""
     if not params["query"]:  # Strawberry takes an empty document for a missing parameter
         return {"errors": [{"message": "the 'query' is empty: send the GraphQL document to run"}]}, 400
+    refused = _refused_input(params, context.settings)
+    if refused is not None:
+        return {"errors": [refused]}, 400
     operations = _operation_count(params["query"], context.settings.max_tokens)
     if operations > 1 and params["operationName"] is None:
         # GraphQL's GetOperation() makes this a request error; Strawberry would run the first one
@@ -152,6 +156,23 @@ async def _execute(schema: Any, params: dict[str, Any], context: RequestContext,
         body["extensions"] = dict(result.extensions)
     status = 200 if not request_error else 500 if any(is_internal(error) for error in errors) else 400
     return body, status
+
+
+def _refused_input(params: dict[str, Any], settings: Any) -> dict[str, Any] | None:
+    """A request error for what no operation may receive, checked before parsing: a document over
+    `max_document_bytes` (whatever it holds: comments too), and text the databases cannot store
+    alike in the variables (a NUL, which PostgreSQL refuses and SQLite keeps; a lone surrogate,
+    which is not UTF-8). Literals in the document are checked by validation (schema/limits.py)."""
+    size = len(params["query"].encode("utf-8", "surrogatepass"))
+    if size > settings.max_document_bytes:
+        return {"message": f"the GraphQL document is {size:,} bytes, over the limit of {settings.max_document_bytes:,}"
+                           " (max_document_bytes): send a shorter document", "extensions": {"code": "DOCUMENT_TOO_LARGE"}}
+    found = unstorable(params["variables"] or {}, ("variables",))
+    if found is not None:
+        path, problem = found
+        where = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path[1:])
+        return {"message": f"variable ${where[1:]} {problem}", "extensions": {"code": "INVALID_VALUE", "path": list(path)}}
+    return None
 
 
 def _operation_count(query: str, max_tokens: int) -> int:
