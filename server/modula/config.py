@@ -30,6 +30,10 @@ class Settings:
     max_aliases: int = 30
     max_tokens: int = 5000  # lexical tokens (and, separately, comments) in one GraphQL document
     max_document_bytes: int = 100 * 1024  # a GraphQL document longer than this is refused unparsed
+    # An operation's estimated cost: the objects it may return, each list at its limit/first or the
+    # default page size, nested lists multiplied, each Lua field call `lua_field_cost` (schema/cost.py).
+    max_query_cost: int = 500_000
+    lua_field_cost: int = 10
     max_batch: int = 10  # operations in one batched POST (a JSON array)
     max_body_bytes: int = 2 * 1024 * 1024  # a POST body larger than this is refused (413) unread
     # Production mode (`modula serve --production`): introspection and "Did you mean" suggestions
@@ -83,7 +87,8 @@ class Settings:
             settings = replace(settings, plugin_pool_size=int(env["MODULA_PLUGIN_POOL_SIZE"]))
         if env.get("MODULA_VIEWER_CACHE"):
             settings = replace(settings, viewer_cache=env["MODULA_VIEWER_CACHE"].lower() in ("1", "true", "yes"))
-        for name in ("max_query_depth", "max_aliases", "max_tokens", "max_document_bytes", "max_batch", "max_body_bytes"):
+        for name in ("max_query_depth", "max_aliases", "max_tokens", "max_document_bytes", "max_query_cost",
+                     "lua_field_cost", "max_batch", "max_body_bytes"):
             if env.get(f"MODULA_{name.upper()}"):
                 settings = replace(settings, **{name: int(env[f"MODULA_{name.upper()}"])})
         if env.get("MODULA_FAST_PATH", "").lower() in ("0", "false", "no"):

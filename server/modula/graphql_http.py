@@ -36,6 +36,7 @@ from modula.db.storable import unstorable
 from modula.playground import playground_page, wants_playground
 from modula.schema.compiled.run import RawJSON
 from modula.schema.context import RequestContext
+from modula.schema.cost import CostSettings
 from modula.schema.errors import internal_error_message, is_internal
 from modula.schema.limits import parse_within
 
@@ -123,6 +124,12 @@ async def _execute(schema: Any, params: dict[str, Any], context: RequestContext,
     refused = _refused_input(params, context.settings)
     if refused is not None:
         return {"errors": [refused]}, 400
+    cost = _cost(schema, params, context.settings)
+    if cost is not None and cost > context.settings.max_query_cost:
+        limit = context.settings.max_query_cost
+        return {"errors": [{"message": f"the operation's estimated cost is {cost:,}, over the limit of {limit:,}"
+                                       " (max_query_cost): ask for fewer rows (limit, first) or fewer nested lists",
+                            "extensions": {"code": "COST_EXCEEDED", "cost": cost, "maxCost": limit}}]}, 400
     operations = _operation_count(params["query"], context.settings.max_tokens)
     if operations > 1 and params["operationName"] is None:
         # GraphQL's GetOperation() makes this a request error; Strawberry would run the first one
@@ -132,7 +139,7 @@ async def _execute(schema: Any, params: dict[str, Any], context: RequestContext,
     if compiled is not None and context.settings.fast_path:
         answer = await compiled.answer(params, context, safe=safe)
         if answer is not None:  # the whole operation ran as one statement; else Strawberry runs it
-            return answer, 200
+            return _with_cost(answer, params, cost, context.settings), 200
     try:
         result = await schema.execute(params["query"], variable_values=params["variables"], context_value=context,
                                       operation_name=params["operationName"],
@@ -155,7 +162,28 @@ async def _execute(schema: Any, params: dict[str, Any], context: RequestContext,
     if result.extensions:
         body["extensions"] = dict(result.extensions)
     status = 200 if not request_error else 500 if any(is_internal(error) for error in errors) else 400
-    return body, status
+    return _with_cost(body, params, cost, context.settings), status
+
+
+def _cost(schema: Any, params: dict[str, Any], settings: Any) -> int | None:
+    """The operation's estimated cost (schema/cost.py), None when the document does not parse or
+    names what the schema lacks: execution reports those."""
+    plans = getattr(schema, "costs", None)
+    if plans is None:
+        return None
+    try:
+        document = parse_within(params["query"], settings.max_tokens)
+    except GraphQLError:
+        return None
+    limits = CostSettings(settings.max_query_cost, settings.lua_field_cost, min(settings.default_page_size, settings.max_page_size))
+    return plans.estimate(params["query"], params["operationName"], document, params["variables"] or {}, limits)
+
+
+def _with_cost(body: dict[str, Any], params: dict[str, Any], cost: int | None, settings: Any) -> dict[str, Any]:
+    """`extensions.cost` when the request's extensions ask for it (`{"cost": true}`)."""
+    if cost is not None and (params.get("extensions") or {}).get("cost") is True:
+        body["extensions"] = {**body.get("extensions", {}), "cost": {"estimate": cost, "maxCost": settings.max_query_cost}}
+    return body
 
 
 def _refused_input(params: dict[str, Any], settings: Any) -> dict[str, Any] | None:
@@ -340,4 +368,5 @@ def _operation(raw: Any, where: str = "") -> dict[str, Any]:
         raise BadRequest(f"{where}'operationName' must be a string")
     # An empty operationName is the same as none (the specification says so for GET; no operation
     # can be named "" in any request).
-    return {"query": query, "variables": raw.get("variables"), "operationName": operation_name or None}
+    return {"query": query, "variables": raw.get("variables"), "operationName": operation_name or None,
+            "extensions": raw.get("extensions")}

@@ -21,6 +21,7 @@ from modula.schema.compiled import content as core_content
 from modula.schema.compiled import content_write
 from modula.schema.compiled.catalog import Catalog
 from modula.schema.compiled.run import CompiledOperations
+from modula.schema.cost import CostPlans
 from modula.schema.core_schema import Mutation, Query
 from modula.schema.dynamic import TypeFactory, resolve_default
 from modula.schema.errors import ModulaSchema, mask_internal_errors
@@ -57,6 +58,8 @@ def _schema(query: type, mutation: type, settings: Settings | None = None, catal
     catalog.core_writes.update(content_write.WRITES)  # createContent
     catalog.inputs |= content_write.INPUTS
     schema.compiled = CompiledOperations(catalog, schema._schema, limits, validation.validate)
+    # the estimates of its operations (of those that validate), which go with it
+    schema.costs = CostPlans(schema._schema, validation.validate, schema.compiled.rules)
     return schema
 
 
