@@ -37,6 +37,7 @@ from modula.playground import playground_page, wants_playground
 from modula.schema.compiled.run import RawJSON
 from modula.schema.context import RequestContext
 from modula.schema.cost import CostSettings
+from modula.schema.persisted import PersistedQueryError
 from modula.schema.errors import internal_error_message, is_internal
 from modula.schema.limits import parse_within
 
@@ -119,6 +120,11 @@ async def _execute(schema: Any, params: dict[str, Any], context: RequestContext,
     """The GraphQL response to one operation, and its status under application/graphql-response+json:
     200 once the operation ran (`data` present, perhaps null), else 400 for a request error or 500
     when the server failed before execution."""
+    persisted = getattr(schema, "persisted", None)
+    try:
+        params = persisted.resolve(params) if persisted is not None else params
+    except PersistedQueryError as exc:
+        return {"errors": [exc.error()]}, 400
     if not params["query"]:  # Strawberry takes an empty document for a missing parameter
         return {"errors": [{"message": "the 'query' is empty: send the GraphQL document to run"}]}, 400
     refused = _refused_input(params, context.settings)
@@ -356,13 +362,13 @@ def _operation(raw: Any, where: str = "") -> dict[str, Any]:
         raise BadRequest(f"{where}not a JSON object with a 'query'" if where
                          else "the request body must be a JSON object with a 'query', or an array of them")
     query = raw.get("query")
-    if query is None:
-        raise BadRequest(f"{where}the request has no 'query' string")
-    if not isinstance(query, str):
-        raise BadRequest(f"{where}'query' must be a string holding the GraphQL document")
     for name in ("variables", "extensions"):
         if raw.get(name) is not None and not isinstance(raw[name], dict):
             raise BadRequest(f"{where}'{name}' must be a JSON object")
+    if query is None and "persistedQuery" not in (raw.get("extensions") or {}):
+        raise BadRequest(f"{where}the request has no 'query' string")
+    if query is not None and not isinstance(query, str):
+        raise BadRequest(f"{where}'query' must be a string holding the GraphQL document")
     operation_name = raw.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
         raise BadRequest(f"{where}'operationName' must be a string")

@@ -22,6 +22,7 @@ from modula.schema.compiled import content_write
 from modula.schema.compiled.catalog import Catalog
 from modula.schema.compiled.run import CompiledOperations
 from modula.schema.cost import CostPlans
+from modula.schema.persisted import PersistedQueries
 from modula.schema.core_schema import Mutation, Query
 from modula.schema.dynamic import TypeFactory, resolve_default
 from modula.schema.errors import ModulaSchema, mask_internal_errors
@@ -60,6 +61,7 @@ def _schema(query: type, mutation: type, settings: Settings | None = None, catal
     schema.compiled = CompiledOperations(catalog, schema._schema, limits, validation.validate)
     # the estimates of its operations (of those that validate), which go with it
     schema.costs = CostPlans(schema._schema, validation.validate, schema.compiled.rules)
+    schema.persisted = PersistedQueries()  # automatic persisted queries, afresh with each generation
     return schema
 
 
