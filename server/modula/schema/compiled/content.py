@@ -76,6 +76,8 @@ class ContentRoot:
 def plan_contents(planner: Planner, nodes: list[FieldNode]) -> ContentRoot:
     """core_schema.py `contents`: page(), then content_visibility(); by id order."""
     args = planner._arguments(nodes[0])
+    if "where" in args or "orderBy" in args:  # filtered and ordered listings run through Strawberry
+        raise Fallback
     root = ContentRoot(_shape(planner, "Content", nodes), many=True)
     root.limit, root.offset = planner._page(args.get("limit"), args.get("offset"))
     for argument, column in (("routeId", "route_id"), ("datatypeId", "datatype_id")):
