@@ -69,6 +69,16 @@ async def test_a_type_whose_names_are_taken_is_refused_naming_the_owner(app, cli
     assert (await client.data("{ datatypes { type } }"))["datatypes"] == [{"type": "article"}]
 
 
+async def test_a_plugin_whose_names_a_datatype_has_is_left_out_naming_the_datatype(app, client):
+    await make_datatype(client, [{"label": "Name", "type": "text"}], label="Product", type="shop_product")
+    write_plugin(app.state.settings.plugins_dir, "shop", 'plugin.define_table{name = "shop_products", fields = {'
+                 '{name = "id", type = "integer", primary_key = true}, {name = "name", type = "text"}}}')
+    swap = (await client.data('mutation { loadPlugin(name: "shop") { loadedPlugins failures { plugin message } } }'))["loadPlugin"]
+    assert swap["loadedPlugins"] == []
+    assert "ShopProduct (from datatype shop_product)" in swap["failures"][0]["message"]
+    assert await client.data("{ shopProducts { id } }") == {"shopProducts": []}  # the datatype's list
+
+
 # --- reading --------------------------------------------------------------------------------
 
 
@@ -116,6 +126,21 @@ async def test_filters_and_orders_compare_typed_values_in_sql(client):
     assert data["articlesAggregate"] == {"count": 4, "sum": {"views": 122.0}, "max": {"publishedOn": "2026-03-01", "title": "elsewhere"}}
     assert data["articlesConnection"] == {"totalCount": 5, "pageInfo": {"hasNextPage": True},
                                           "edges": [{"node": {"title": "c"}}, {"node": {"title": "b"}}]}
+
+
+async def test_untyped_references_and_authors_resolve_through_content_node(client, anonymous):
+    route = await make_route(client)
+    await make_datatype(client, [{"label": "Name", "type": "text"}], label="Tag", type="tag")
+    await make_datatype(client, ARTICLE_FIELDS)  # `related` names no datatype: any ContentNode
+    tag = (await client.data(f'mutation {{ createTag(input: {{routeId: {route["id"]}, name: "t"}}) {{ id }} }}'))["createTag"]
+    article = (await client.data("mutation($i: ArticleCreateInput!) { createArticle(input: $i) { id } }",
+                                 {"i": {"routeId": route["id"], "title": "x", "related": tag["id"]}}))["createArticle"]
+    query = f"{{ article(id: {article['id']}) {{ related {{ __typename id ... on Tag {{ name }} }} author {{ username }} }} }}"
+    assert (await client.data(query))["article"] == {"related": {"__typename": "Tag", "id": tag["id"], "name": "t"},
+                                                     "author": {"username": "admin"}}
+    body = await anonymous.execute(query)
+    assert body["data"]["article"] == {"related": {"__typename": "Tag", "id": tag["id"], "name": "t"}, "author": None}
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN" and body["errors"][0]["path"] == ["article", "author"]
 
 
 async def test_contents_gains_filters_and_orders_on_the_common_columns(client):

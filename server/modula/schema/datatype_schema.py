@@ -89,7 +89,8 @@ def _renamed(error: ModulaError, rename: dict[tuple, tuple]) -> ModulaError:
 
 
 class _Generated:
-    """The classes of one datatype, made empty first so content fields can name any datatype's type."""
+    """The classes of one datatype: the object and its filter made empty first (`_finish` fills
+    them), so content fields and nested filters can name any datatype's types."""
 
     def __init__(self, factory: TypeFactory, shape: DatatypeShape) -> None:
         self.shape = shape
@@ -98,9 +99,18 @@ class _Generated:
         self.object = factory.raw_class(self.names.table.type, bases=(ContentNode,))
         self.filter = factory.raw_class(derived("Filter"))
         self.order_by = factory.raw_class(derived("OrderBy"))
-        # python attribute -> column of TypedContent
+        # python attribute of the filter / order input -> column of TypedContent
         self.columns = {python_name(g): c for g, (c, _) in _NODE_FILTERS.items()}
         self.columns |= {python_name(f.name): f.name for f in shape.fields}
+        self.order_columns = {python_name(name): column for name, column in _NODE_ORDERS.items()}
+        self.order_columns |= {python_name(f.name): f.name for f in shape.fields}
+        # made by _finish
+        self.create_input: type | None = None
+        self.set_input: type | None = None
+        self.connection: type | None = None
+        self.aggregate: type | None = None
+        self.numeric: list[str] = []  # columns sum and avg take
+        self.comparable: list[str] = []  # columns min and max take
 
 
 def datatype_parts(factory: TypeFactory, shapes: list[DatatypeShape], nodes: ContentNodes) -> list[DatatypePart]:
@@ -149,8 +159,6 @@ def _finish(factory: TypeFactory, g: _Generated, by_type: dict[str, _Generated])
         if COLUMN_KINDS[f.type] in COMPARABLE | {"boolean"}:
             orders[python_name(f.name)] = (OrderDirection | None, strawberry.field(default=UNSET, name=f.name))
     factory.finish_input(g.order_by, orders, description="One field per item, e.g. [{views: DESC}, {title: ASC}].")
-    g.order_columns = {python_name(name): column for name, column in _NODE_ORDERS.items()}
-    g.order_columns |= {python_name(f.name): f.name for f in shape.fields}
 
     def value_input(f: TypedField, required: bool) -> tuple[Any, Any]:
         scalar = int if f.type == "content" else _scalar(f)
