@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 
 from cms_fixtures import ARTICLE_FIELDS, CREATE_DATATYPE, make_datatype, make_route
-from modula_testing import GraphQLClient
+from modula_testing import GraphQLClient, admin_client, running_app
 from test_fast_path import statements_of
+from test_live_schema import eventually, serving
 from test_plugins import write_plugin
 
 CREATE_ARTICLE = """
@@ -224,6 +225,18 @@ async def test_creating_a_datatype_swaps_the_schema_without_failing_a_request(ap
     assert answers and all("errors" not in a for a in answers)
     assert app.state.schemas.live.current.generation > generation
     assert await client.data("{ articles { id } }") == {"articles": []}
+
+
+async def test_a_server_sharing_the_database_serves_a_datatype_another_one_created(database_url, tmp_path):
+    async with (running_app(database_url, plugins_dir=tmp_path / "plugins", follow_interval=0.05) as app_a,
+                running_app(database_url, plugins_dir=tmp_path / "plugins", follow_interval=0.05) as app_b,
+                admin_client(app_a, "admin_a") as a, admin_client(app_b, "admin_b") as b):
+        route = await make_route(a)
+        await make_datatype(a, EDITORIAL)
+        made = await _article(a, route, title="from a", views=3)
+        await eventually(lambda: serving(b, "{ articles { id } }"))
+        assert (await b.data("{ articles { id title views } }"))["articles"] == [{"id": made["id"], "title": "from a", "views": 3}]
+        assert app_b.state.live_schema.current.generation == app_a.state.live_schema.current.generation
 
 
 MANY = [{"label": f"Field {n}", "type": "integer" if n % 2 else "text"} for n in range(19)]
