@@ -1,6 +1,6 @@
 """Core content on the fast path: `contents(routeId, datatypeId, limit, offset)` and `content(id:)`
-selecting a node's id, position and status and its field values (id, value, field { id label type
-required }) become one subquery of the statement, with the checks and row order of core_schema.py,
+selecting a node's id, position and status and its field values (id, value, field { id name label
+type required }) become one subquery of the statement, with the checks and row order of core_schema.py,
 guards.py and cms/content.py (`list_contents`, `values_of`); any other selection falls back."""
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ class Column:
 _COLUMNS = {
     "Content": {"id": Column("id", "integer"), "position": Column("position", "integer"), "status": Column("status", "text")},
     "ContentField": {"id": Column("id", "integer"), "value": Column("value", "text")},
-    "Field": {"id": Column("id", "integer"), "label": Column("label", "text"), "type": Column("type", "text"),
-              "required": Column("required", "boolean")},
+    "Field": {"id": Column("id", "integer"), "name": Column("name", "text"), "label": Column("label", "text"),
+              "type": Column("type", "text"), "required": Column("required", "boolean")},
 }
 _NESTED = {"Content": ("fields", "ContentField"), "ContentField": ("field", "Field")}
 
