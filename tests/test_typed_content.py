@@ -38,10 +38,14 @@ async def test_field_names_are_derived_from_labels_unless_given(client):
     datatype = (await client.data(CREATE_DATATYPE.replace("required data", "required data name"), {"input": {
         "label": "Event", "type": "event", "fields": [
             {"label": "Published on", "type": "date"}, {"label": "Views", "type": "integer", "name": "viewCount"},
-            {"label": "Status", "type": "text"}, {"label": "2nd title", "type": "text"}]}}))["createDatatype"]
-    assert [f["name"] for f in datatype["fields"]] == ["publishedOn", "viewCount", "status2", "field2ndTitle"]
-    listed = await client.data("{ events { id publishedOn viewCount status2 field2ndTitle } }")
-    assert listed == {"events": []}
+            {"label": "Status", "type": "text"}, {"label": "2nd title", "type": "text"},
+            {"label": "References", "type": "content"}]}}))["createDatatype"]
+    assert [f["name"] for f in datatype["fields"]] == ["publishedOn", "viewCount", "status2", "field2ndTitle", "references"]
+    route = await make_route(client)
+    made = await client.data(f'mutation {{ createEvent(input: {{routeId: {route["id"]}, viewCount: 2}}) {{ id }} }}')
+    listed = await client.data(f'mutation {{ createEvent(input: {{routeId: {route["id"]}, references: {made["createEvent"]["id"]}}}) '
+                               "{ viewCount references { id ... on Event { viewCount } } } }")
+    assert listed["createEvent"] == {"viewCount": None, "references": {"id": made["createEvent"]["id"], "viewCount": 2}}
 
 
 async def test_bad_field_names_are_refused_with_their_path_and_nothing_is_written(client):

@@ -28,7 +28,7 @@ class TypedType:
         """The object for a row of `TypedContent` (node columns and one column per field)."""
         values = {python_name(f.name): row[f.name] for f in self.shape.fields if f.type != "content"}
         references = {f.name: row[f.name] for f in self.shape.fields if f.type == "content"}
-        return self.cls(**{name: row[name] for name in _NODE_ATTRIBUTES}, **values, references=references)
+        return self.cls(**{name: row[name] for name in _NODE_ATTRIBUTES}, **values, references_=references)
 
 
 @dataclass

@@ -133,8 +133,8 @@ def datatype_parts(factory: TypeFactory, shapes: list[DatatypeShape], nodes: Con
 
 def _finish(factory: TypeFactory, g: _Generated, by_type: dict[str, _Generated]) -> None:
     shape, derived = g.shape, g.names.table.derived
-    # The ids content fields hold; their resolvers load the nodes.
-    fields: Fields = {"references": (strawberry.Private[dict[str, int | None]], dataclasses.field(default_factory=dict))}
+    # The ids content fields hold; their resolvers load the nodes. (A trailing "_": no field name has one.)
+    fields: Fields = {"references_": (strawberry.Private[dict[str, int | None]], dataclasses.field(default_factory=dict))}
     for f in shape.fields:
         attribute = python_name(f.name)
         if f.type == "content":
@@ -200,7 +200,7 @@ def _reference_field(f: TypedField, by_type: dict[str, _Generated]) -> tuple[Any
     returns = (target.object if target else ContentNode) | None
 
     async def resolve(root, info):
-        node_id = root.references.get(f.name)
+        node_id = root.references_.get(f.name)
         if node_id is None:
             return None
         row = await info.context.loaders.content.load(node_id)
