@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import uuid
 
@@ -14,6 +15,8 @@ from modula.db.core_tables import metadata
 from modula.db.errors import ForeignKeyViolation
 from modula.db.migrations import migrate, schema_migrations
 from modula.db.types import utcnow
+
+POSTGRES_URL = os.environ.get("MODULA_TEST_POSTGRES_URL")  # the dialect fixture skips PostgreSQL without it
 
 
 async def _reflect(database: Database) -> dict[str, dict[str, bool]]:
@@ -77,7 +80,6 @@ async def test_sqlite_runs_in_wal_mode_with_foreign_keys_on(app):
 
 async def test_fields_made_before_machine_names_are_named_from_their_labels(dialect, tmp_path):
     """0010_field_names backfills existing fields: unique within each datatype, never a reserved name."""
-    from conftest import POSTGRES_URL
     from modula.resources import resource_dir
     from modula_testing import create_test_database, drop_test_database
 
@@ -87,7 +89,7 @@ async def test_fields_made_before_machine_names_are_named_from_their_labels(dial
         url, name = f"sqlite:///{tmp_path / 'old.db'}", None
     else:
         name = f"modula_test_{uuid.uuid4().hex[:12]}"
-        url = await create_test_database(POSTGRES_URL, name)
+        url = await create_test_database(POSTGRES_URL, name)  # empty: migrated below, in two steps
     database = Database(url)
     await database.connect()
     try:
