@@ -111,6 +111,8 @@ fields = sa.Table(
     sa.Column("required", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("data", sa.Text, nullable=True),
     _created(),
+    # The machine name (db/field_names.py); nullable only because SQLite cannot add a NOT NULL column.
+    sa.Column("name", sa.String(63), nullable=True),
 )
 
 datatypes_fields = sa.Table(

@@ -1,4 +1,5 @@
-"""Rebuilds and swaps the served schema when plugins change, here or in another server process.
+"""Rebuilds and swaps the served schema when plugins or datatypes change, here or in another server
+process.
 
 Every plugin change bumps the schema generation in the database (in the same transaction as the
 change). A process that changes a plugin rebuilds at once; the others notice the new generation
@@ -21,6 +22,7 @@ from graphql import find_breaking_changes, find_dangerous_changes
 import sqlalchemy as sa
 
 from modula.auth.viewer_cache import ViewerCache, current_auth_generation
+from modula.cms.typed_content import datatype_shapes
 from modula.config import Settings
 from modula.db.connection import Database
 from modula.db.core_tables import auth_state, schema_state
@@ -83,7 +85,9 @@ class SchemaService:
         # Plugins already serving keep their names when a newcomer clashes with them.
         serving = [] if self.live is None else [p.name for p in self.live.current.uses]
         plugins = sorted(self.host.loaded.values(), key=lambda p: (p.name not in serving, serving.index(p.name) if p.name in serving else 0, p.name))
-        result = await asyncio.to_thread(build, plugins, self.host, self.settings)
+        async with self.database.session() as session:
+            datatypes = await datatype_shapes(session)
+        result = await asyncio.to_thread(build, plugins, self.host, self.settings, datatypes)
         used = frozenset(p for p in plugins if p.name in result.plugins)
         generation = await self._served_generation()
         retired = [(plugin, plugin.runtime.close) for plugin in self.host.take_retired()]
@@ -130,6 +134,10 @@ class SchemaService:
                 report = await self._rebuild()
                 report.failures[name] = f"{failure} (the previous version keeps serving)"
             return report
+
+    async def datatypes_changed(self) -> SwapReport:
+        """A datatype or its fields changed (and is committed): serve their generated types."""
+        return await self.rebuild()
 
     async def reload_plugin(self, name: str) -> SwapReport:
         return await self.load_plugin(name)
