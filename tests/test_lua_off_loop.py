@@ -57,11 +57,14 @@ async def test_other_requests_complete_while_a_runaway_handler_runs(database_url
     plugin_log.addHandler(started)
     plugin_log.setLevel(logging.INFO)
     try:
+        # One pooled connection, and viewers from memory as `modula serve` keeps them: the spinning
+        # request runs no SQL, so it must hold no connection the others wait for.
         async with running_app(database_url, plugins_dir=tmp_path / "plugins", lua_seconds=3.0,
-                               lua_instructions=10**15) as app:
+                               lua_instructions=10**15, database_pool_size=1, viewer_cache=True) as app:
             async with app.state.database.session() as session, session.transaction():
                 await session.execute(sa.text("INSERT INTO slow_notes (body) VALUES ('kept')"))
             async with token_client(app, "admin", roles=["admin"]) as spinner, token_client(app, "editor", roles=["admin"]) as other:
+                await spinner.data("{ slowNotes { id } }")  # the spinner's viewer is in memory now
                 runaway = asyncio.create_task(spinner.execute("{ spin }"))
                 await asyncio.wait_for(started.event.wait(), 10)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,6 +28,7 @@ from .values import ConversionError, ConversionTimeout, LuaValues
 
 MAX_MESSAGE = 2000
 MEMORY_MESSAGE = "not enough memory"
+LUA_THREAD_NICENESS = 19
 logger = logging.getLogger("modula.lua")
 T = TypeVar("T")
 
@@ -66,8 +69,10 @@ class PluginRuntime:
     (C functions such as ``string.find`` included), so a runaway handler holds neither the loop
     nor the interpreter: its call ends with ``TIMEOUT`` when ``limits.seconds`` are up, even
     while an uninterruptible C function still runs; the thread finishes that step afterwards.
-    Each call is its own Lua coroutine, so calls of one plugin interleave at host requests
-    and share the plugin's globals.
+    The thread runs at the lowest CPU priority, and the instruction hook reads Python's wall
+    clock (which takes the GIL) only every few milliseconds of CPU time (see ``prelude``), so
+    busy handlers leave the loop both the CPU and the interpreter. Each call is its own Lua
+    coroutine, so calls of one plugin interleave at host requests and share its globals.
 
     The memory cap holds only while plugin code runs. Lupa builds Lua values for Python (call
     arguments, ``table_from``, a Python function's results) outside Lua's protected mode, where
@@ -112,7 +117,8 @@ class PluginRuntime:
         self._active: _Call | None = None
         self._loaded = False
         self._closed = False
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lua-{plugin_name}")
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lua-{plugin_name}",
+                                          initializer=_yield_cpu_to_the_loop)
 
     def load(self, source: str, chunkname: str = "init.lua") -> Declarations:
         """Run init.lua in the sandbox and return what it declared (blocks the calling thread;
@@ -286,7 +292,7 @@ class PluginRuntime:
         # since it may run with the plugin's memory already at its cap.
         return self._lua.table_from({b"budget": self.limits.instructions, b"used": 0,
                                      b"deadline": deadline, b"loading": loading,
-                                     b"dead": False, b"reason": False})
+                                     b"dead": False, b"reason": False, b"next_wall_read": 0.0})
 
     def _handler_args(self, call: _Call, handler: HandlerRef, args: Any, ctx: dict) -> tuple:
         to_lua = self._values.to_lua
@@ -404,6 +410,15 @@ class PluginRuntime:
             return False, f"json.decode: {error}".encode()
         except lua54.LuaMemoryError:
             return False, MEMORY_MESSAGE.encode()
+
+
+def _yield_cpu_to_the_loop() -> None:
+    """Run this Lua thread at the lowest CPU priority (Linux nice values are per thread): with
+    more busy handlers than cores, the event loop thread still gets the CPU when it needs it."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LUA_THREAD_NICENESS)
+    except (AttributeError, OSError):  # not Linux, or not allowed: the thread runs as it is
+        pass
 
 
 def _many(values: Any) -> tuple:
