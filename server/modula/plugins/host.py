@@ -98,7 +98,7 @@ class PluginHost:
             prefix = manifest.name + "_"
             live = await reflect_tables(self.database.url, prefix=prefix)
             metadata = tables.declared_tables(manifest.name, declarations.tables, live)
-            plan = tables.plan(manifest.name, metadata, live)
+            plan = tables.plan(manifest.name, metadata, live, self.database.dialect)
             digest = registry.checksum(folder)
             own_tables = [t.name for t in tables.plugin_tables(manifest.name, metadata)]
             async with self.database.session() as session:
