@@ -286,3 +286,15 @@ async def test_postgres_host_connections_skip_the_reset_round_trip(database_url,
             await session.driver_connection.execute("SET application_name = 'modula-kept'")
         async with database.session() as session:  # no RESET ALL ran in between: no round trip was spent
             assert await session.fetch_value(sa.text("SELECT current_setting('application_name')")) == "modula-kept"
+
+
+async def test_a_lazy_session_takes_its_connection_at_its_first_statement(database_url):
+    async with connected(database_url, pool_size=1) as database:
+        async with database.session(lazy=True) as idle, database.session(lazy=True) as working:
+            # `idle` runs nothing, so the pool's one connection is free for `working`.
+            async with working.transaction():
+                await add_row(working, "lazy")
+            assert [row["slug"] for row in await working.fetch_all(sa.select(routes.c.slug))] == ["lazy"]
+            with pytest.raises(RuntimeError, match="holds no connection yet"):
+                idle.driver_connection
+        assert database.connections_opened == 1

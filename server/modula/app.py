@@ -18,6 +18,7 @@ from modula.config import Settings
 from modula.db.connection import Database
 from modula.db.migrations import migrate
 from modula.graphql_http import graphql_endpoint
+from modula.lua.limits import Limits
 from modula.playground import assets, playground
 from modula.plugins.host import PluginHost
 from modula.schema.reloads import SchemaService
@@ -42,7 +43,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 applied = await migrate(session)
             if applied:
                 log.info("applied migrations: %s", ", ".join(applied))
-            plugins = PluginHost(database)
+            plugins = PluginHost(database, limits=Limits.from_settings(settings))
             viewers = ViewerCache() if settings.viewer_cache else None
             schemas = SchemaService(database, plugins, settings.plugins_dir, settings, viewers=viewers)
             await schemas.start()

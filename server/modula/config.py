@@ -55,6 +55,14 @@ class Settings:
     # plugin's role has its own pool on PostgreSQL, of `plugin_pool_size` connections at most.
     database_pool_size: int | None = None
     plugin_pool_size: int = 4
+    # Budgets of plugin code (modula.lua.Limits): instructions and wall-clock seconds per call into
+    # a plugin (init.lua, each handler, each hook; seconds include database and HTTP waits), memory
+    # per plugin runtime, and the bounds on the C string functions hooks cannot interrupt.
+    lua_instructions: int = 50_000_000
+    lua_seconds: float = 5.0
+    lua_memory_bytes: int = 64 * 1024 * 1024
+    lua_max_string_op_input: int = 1_000_000
+    lua_pattern_steps: int = 50_000_000
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -91,6 +99,11 @@ class Settings:
                      "lua_field_cost", "max_batch", "max_body_bytes"):
             if env.get(f"MODULA_{name.upper()}"):
                 settings = replace(settings, **{name: int(env[f"MODULA_{name.upper()}"])})
+        for name in ("lua_instructions", "lua_memory_bytes", "lua_max_string_op_input", "lua_pattern_steps"):
+            if env.get(f"MODULA_{name.upper()}"):
+                settings = replace(settings, **{name: int(env[f"MODULA_{name.upper()}"])})
+        if env.get("MODULA_LUA_SECONDS"):
+            settings = replace(settings, lua_seconds=float(env["MODULA_LUA_SECONDS"]))
         if env.get("MODULA_FAST_PATH", "").lower() in ("0", "false", "no"):
             settings = replace(settings, fast_path=False)
         if env.get("MODULA_PRODUCTION", "").lower() in ("1", "true", "yes"):

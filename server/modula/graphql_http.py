@@ -83,7 +83,9 @@ async def _answer(request: Request, request_id: str) -> Response:
 
     safe = request.method != "POST"  # GET or HEAD: the route allows no other method
     with state.live_schema.use() as served:
-        async with state.database.session() as session:
+        # Lazy: a request holds a connection only from its first statement (a warmed fast-path read or
+        # a plugin handler that runs no SQL holds none), so long Lua calls do not starve the pool.
+        async with state.database.session(lazy=True) as session:
             cookies: list = []
             try:
                 viewer = await resolve_viewer(session, request, settings=state.settings, cookies=cookies,

@@ -147,11 +147,15 @@ class Database:
             observer(sql)
 
     @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[Session]:
-        """Hold one connection for a unit of work (a request, a CLI command, a plugin call)."""
+    async def session(self, *, lazy: bool = False) -> AsyncIterator[Session]:
+        """Hold one connection for a unit of work (a request, a CLI command, a plugin call).
+
+        `lazy`: take it from the pool only at the session's first statement, so a unit of work
+        that needs none (a warmed fast-path read) or spends long on something else first (a
+        plugin's Lua code) does not keep other work waiting for a connection meanwhile."""
         if self._pool is None:
             raise RuntimeError("the database is not connected: call connect() first")
-        async with _lent(self._pool, self) as session:
+        async with _lent(self._pool, self, lazy=lazy) as session:
             yield session
 
     @contextlib.asynccontextmanager
@@ -192,16 +196,18 @@ class Database:
 
 
 @contextlib.asynccontextmanager
-async def _lent(pool: pools.ConnectionPool, database: Database) -> AsyncIterator[Session]:
-    connection = await pool.acquire()
-    session = Session(database, connection)
+async def _lent(pool: pools.ConnectionPool, database: Database, *, lazy: bool = False) -> AsyncIterator[Session]:
+    session = Session(database, None if lazy else await pool.acquire(), pool=pool)
     try:
         yield session
     finally:
-        try:
-            await session._abandon()
-        finally:
-            await pool.release(connection, state_changed=session.state_changed)
+        if session._connection is None:
+            session._release_write_lock()
+        else:
+            try:
+                await session._abandon()
+            finally:
+                await pool.release(session._connection, state_changed=session.state_changed)
 
 
 class Session:
@@ -214,10 +220,12 @@ class Session:
     # locks): a plugin role's connection is then reset before its next user.
     state_changed: bool = False
 
-    def __init__(self, database: Database, connection: Any) -> None:
+    def __init__(self, database: Database, connection: Any, *, pool: pools.ConnectionPool | None = None) -> None:
         self.database = database
         self.dialect = database.dialect
-        self._connection = connection
+        self._connection = connection  # None until the first statement of a lazy session
+        self._pool = pool
+        self._acquiring = asyncio.Lock()
         self._is_sqlite = database.is_sqlite
         self._depth = 0
         self._savepoints = itertools.count(1)
@@ -235,6 +243,16 @@ class Session:
     def driver_connection(self) -> Any:
         """The driver's own connection (aiosqlite or asyncpg) under this session, for code that must
         run statements SQLAlchemy cannot express (plugin SQL with native placeholders)."""
+        if self._connection is None:
+            raise RuntimeError("this lazy session holds no connection yet: use `await session.connection()`")
+        return self._connection
+
+    async def connection(self) -> Any:
+        """The driver's own connection, taken from the pool now if this lazy session has none yet."""
+        if self._connection is None:
+            async with self._acquiring:
+                if self._connection is None:
+                    self._connection = await self._pool.acquire()
         return self._connection
 
     # `params`: the statement is a template (a module constant whose values are named
@@ -288,6 +306,7 @@ class Session:
         statement and COMMIT. Inside a transaction it is one more statement of it."""
         if not self._is_sqlite or self._depth:
             return await self.fetch_native(sql, params)
+        await self.connection()  # always a connection before the write lock, never the reverse
         async with self.database._sqlite_write_lock:
             rows = await self.fetch_native(sql, params)
         if self.database.inline is not None:
@@ -365,6 +384,7 @@ class Session:
 
     async def _begin(self, short: bool) -> None:
         if self.database.is_sqlite:
+            await self.connection()  # always a connection before the write lock, never the reverse
             await self.database._sqlite_write_lock.acquire()
             self._holds_write_lock = True
             try:
@@ -437,12 +457,12 @@ class Session:
     async def _driver(self, sql: str, args: Sequence[Any], mode: str, *, translated: bool) -> tuple[Any, Any]:
         """(rows, SQLite cursor description) of one statement on the driver; `translated`: driver
         errors become ours (db/errors.py) where we know them."""
-        connection = self._connection
         try:
             if self._inline is not None:  # a short transaction on the loop's own connection
                 self._inline.statements += 1
                 return _sqlite_statement(self._inline.connection, sql, args, mode)
             async with self._lock:
+                connection = await self.connection()
                 if self._is_sqlite:
                     return await connection._execute(_sqlite_statement, connection._conn, sql, args, mode)
                 if mode == _MANY:

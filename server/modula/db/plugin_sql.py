@@ -298,7 +298,7 @@ class PluginSQL:
     # SQLite
 
     async def _run_sqlite(self, sql: str, args):
-        raw = self.session.driver_connection
+        raw = await self.session.connection()
         expected_transaction = self.session.in_transaction
         if self._policy is None:
             keys = await raw._execute(confinement.sqlite_referenced_keys, raw._conn, self.grant)
@@ -336,7 +336,7 @@ class PluginSQL:
             raise PluginSQLDenied("not authorized: transaction statements are not allowed in plugin SQL: use the transaction API")
         if scanned.first_word in _PG_DENIED_WORDS:
             raise PluginSQLDenied(f"not authorized: {scanned.first_word.upper()} is not allowed in plugin SQL")
-        connection = self.session.driver_connection
+        connection = await self.session.connection()
         in_transaction = self.session.in_transaction
         self.session.state_changed = True  # SET below, and whatever the plugin's SQL does
         # The role's own statement_timeout can be changed by the plugin with SET, so the budget

@@ -91,14 +91,14 @@ class PluginHost:
         await self._check_namespace(manifest.name)
         runtime = PluginRuntime(manifest.name, limits=self.limits, http_hosts=list(manifest.http_hosts))
         try:
-            declarations = _declare(manifest, runtime)
+            declarations = await _declare(manifest, runtime)
             _check_hooks(manifest.name, declarations)
             step(f"init.lua loaded: {len(declarations.tables)} table(s), {len(declarations.operations)} operation(s), "
                  f"{len(declarations.hooks)} hook(s)")
             prefix = manifest.name + "_"
             live = await reflect_tables(self.database.url, prefix=prefix)
             metadata = tables.declared_tables(manifest.name, declarations.tables, live)
-            plan = tables.plan(manifest.name, metadata, live)
+            plan = tables.plan(manifest.name, metadata, live, self.database.dialect)
             digest = registry.checksum(folder)
             own_tables = [t.name for t in tables.plugin_tables(manifest.name, metadata)]
             async with self.database.session() as session:
@@ -236,10 +236,10 @@ def _grant(manifest: Manifest, own_tables: list[str], limits: Limits) -> confine
                                    statement_timeout_ms=timeout_ms)
 
 
-def _declare(manifest: Manifest, runtime: PluginRuntime) -> Declarations:
+async def _declare(manifest: Manifest, runtime: PluginRuntime) -> Declarations:
     source = manifest.init_lua.read_text(encoding="utf-8")
     try:
-        return runtime.load(source, "init.lua")
+        return await runtime.load_async(source, "init.lua")
     except LuaPluginError as exc:
         raise PluginError(manifest.name, exc.message, location=exc.location or "init.lua", code="PLUGIN_LOAD_FAILED") from None
 
