@@ -119,6 +119,31 @@ async def test_in_lists_of_every_length_give_their_rows_from_one_compiled_shape(
             assert database.compilations == compiled_before  # the first round compiled both shapes, the rest none
 
 
+ROUTE_BY_SLUG = sa.select(routes.c.id, routes.c.created_at).where(routes.c.slug == sa.bindparam("slug", type_=routes.c.slug.type))
+ADD_ROUTE = routes.insert().values({name: sa.bindparam(name, type_=routes.c[name].type)
+                                    for name in ("slug", "title", "created_at", "updated_at")})
+
+
+async def test_templates_compile_once_and_bind_by_name_with_their_types(database_url):
+    async with connected(database_url) as database:
+        async with database.session() as session:
+            now = utcnow()
+            rows = [{"slug": f"t{i}", "title": "T", "created_at": now, "updated_at": now} for i in range(3)]
+            await session.execute_many(ADD_ROUTE, rows)  # one compilation, the rows in one driver call
+            compiled = database.compilations
+            for i in range(3):
+                row = await session.fetch_one(ROUTE_BY_SLUG, {"slug": f"t{i}"})
+                assert row["created_at"] == now  # UTCDateTime's processing, as for any statement
+            assert await session.fetch_one(ROUTE_BY_SLUG, {"slug": "missing"}) is None
+            await session.execute_many(ADD_ROUTE, [{**rows[0], "slug": "t9"}])
+            assert database.compilations == compiled + 1  # the select, once
+            copy = sa.select(routes.c.id, routes.c.created_at).where(routes.c.slug == sa.bindparam("slug"))
+            assert (await session.fetch_one(copy, {"slug": "t9"}))["id"] > 0  # another object: its own entry
+            assert database.compilations == compiled + 2
+            with pytest.raises(Exception, match="slug"):
+                await session.fetch_one(ROUTE_BY_SLUG, {})  # a value left out is an error, never NULL
+
+
 def test_the_shape_cache_is_bounded_and_keeps_the_recently_used():
     cache = StatementCache(dialect_for("sqlite"), size=3)
     now = utcnow()
@@ -261,3 +286,15 @@ async def test_postgres_host_connections_skip_the_reset_round_trip(database_url,
             await session.driver_connection.execute("SET application_name = 'modula-kept'")
         async with database.session() as session:  # no RESET ALL ran in between: no round trip was spent
             assert await session.fetch_value(sa.text("SELECT current_setting('application_name')")) == "modula-kept"
+
+
+async def test_a_lazy_session_takes_its_connection_at_its_first_statement(database_url):
+    async with connected(database_url, pool_size=1) as database:
+        async with database.session(lazy=True) as idle, database.session(lazy=True) as working:
+            # `idle` runs nothing, so the pool's one connection is free for `working`.
+            async with working.transaction():
+                await add_row(working, "lazy")
+            assert [row["slug"] for row in await working.fetch_all(sa.select(routes.c.slug))] == ["lazy"]
+            with pytest.raises(RuntimeError, match="holds no connection yet"):
+                idle.driver_connection
+        assert database.connections_opened == 1

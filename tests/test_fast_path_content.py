@@ -27,6 +27,7 @@ GRANT = "mutation($r: String!, $s: String!, $a: String!, $rule: String) { grantP
 COMPILED = [
     ("{ contents { id position status fields { id value field { id label type required } } } }", None),
     ("{ contents(limit: 100) { id fields { value field { label type } } } }", None),
+    ("{ contents { id fields { value field { name } } } }", None),
     ("{ contents(limit: 3) { id } }", None),
     ("{ contents(limit: 2, offset: 3) { id status } }", None),
     ("{ contents(offset: 4) { id } }", None),

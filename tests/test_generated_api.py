@@ -127,9 +127,9 @@ async def test_names_follow_the_documented_rules(lib):
         "libAuthorsAggregate(where: LibAuthorFilter): LibAuthorAggregate!",
         "insertLibAuthors(objects: [LibAuthorInsertInput!]!, onConflict: LibAuthorOnConflict): LibAuthorMutationResponse!",
         "insertLibAuthor(object: LibAuthorInsertInput!, onConflict: LibAuthorOnConflict): LibAuthor",
-        "updateLibAuthors(where: LibAuthorFilter!, set: LibAuthorSetInput!): LibAuthorMutationResponse!",
+        "updateLibAuthors(where: LibAuthorFilter!, set: LibAuthorSetInput!, allRows: Boolean! = false): LibAuthorMutationResponse!",
         "updateLibAuthor(authorId: Int!, set: LibAuthorSetInput!): LibAuthor",
-        "deleteLibAuthors(where: LibAuthorFilter!): LibAuthorMutationResponse!",
+        "deleteLibAuthors(where: LibAuthorFilter!, allRows: Boolean! = false): LibAuthorMutationResponse!",
         "deleteLibAuthor(authorId: Int!): LibAuthor",
         # same singular and plural: the one-row forms get a suffix
         "libNews(where: LibNewsFilter", "libNewsByPk(newsId: Int!): LibNews", "insertLibNewsOne(object:",
@@ -311,7 +311,7 @@ async def test_update_and_delete_with_hooks(lib):
     await seed(lib)
     data = await lib.data('mutation { updateLibBooks(where: {pages: {gte: 100}}, set: {price: 1.5}) { affectedRows returning { title price } } }')
     assert data["updateLibBooks"]["affectedRows"] == 2
-    error = await lib.error('mutation { updateLibBooks(where: {}, set: {price: -1}) { affectedRows } }')
+    error = await lib.error('mutation { updateLibBooks(where: {}, allRows: true, set: {price: -1}) { affectedRows } }')
     assert "price cannot be negative" in error["message"]
     prices = await lib.data("{ libBooks(orderBy: [{title: ASC}]) { price } }")
     assert [b["price"] for b in prices["libBooks"]] == [1.5, None, 1.5]  # the vetoed update changed nothing
@@ -319,7 +319,7 @@ async def test_update_and_delete_with_hooks(lib):
     data = await lib.data('mutation { deleteLibBooks(where: {title: {eq: "Gamma"}}) { affectedRows returning { title } } }')
     assert data["deleteLibBooks"] == {"affectedRows": 1, "returning": [{"title": "Gamma"}]}
     await lib.data('mutation { updateLibBooks(where: {title: {eq: "beta book"}}, set: {title: "keep"}) { affectedRows } }')
-    error = await lib.error("mutation { deleteLibBooks(where: {}) { affectedRows } }")
+    error = await lib.error("mutation { deleteLibBooks(where: {}, allRows: true) { affectedRows } }")
     assert "this book is kept" in error["message"]
     assert await lib.count("lib_books") == 2
     logs = await lib.data("{ libLog(orderBy: [{logId: ASC}]) { event } }")

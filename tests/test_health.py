@@ -57,9 +57,9 @@ async def test_a_server_behind_the_database_generation_is_unready_until_it_follo
 async def test_a_migration_not_applied_makes_the_server_unready(database_url, tmp_path):
     async with running_app(database_url, plugins_dir=tmp_path / "plugins") as app:
         async with app.state.database.session() as session:
-            await session.execute(schema_migrations.delete().where(schema_migrations.c.version == "0010_plugin_files"))
+            await session.execute(schema_migrations.delete().where(schema_migrations.c.version == "0011_plugin_files"))
         status, body = await probe(app, "/health/ready")
-    assert status == 503 and body["checks"]["migrations"] == "not applied: 0010_plugin_files"
+    assert status == 503 and body["checks"]["migrations"] == "not applied: 0011_plugin_files"
 
 
 async def test_ready_turns_unready_when_the_database_goes_away(database_url, dialect, tmp_path):

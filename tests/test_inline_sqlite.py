@@ -102,3 +102,74 @@ async def test_loop_thread_writes_are_checkpointed_off_the_loop(sqlite_shop, mon
     finally:
         stop()
     assert any("wal_checkpoint(PASSIVE)" in sql for sql in seen), seen
+
+
+# --- short transactions on the loop's connection (Session.transaction(short=True)) ------------
+
+
+@pytest.fixture
+async def sqlite_database(database_url, dialect):
+    if dialect != "sqlite":
+        pytest.skip("SQLite's loop-thread connection")
+    from modula.db.migrations import migrate
+    from test_database_pool import connected
+
+    async with connected(database_url) as database:
+        async with database.session() as session:
+            await migrate(session)
+        yield database
+
+
+async def _slugs(database) -> list[str]:
+    async with database.session() as session:
+        return [row[0] for row in await session.fetch_native("SELECT slug FROM routes ORDER BY slug", [])]
+
+
+async def test_a_short_transaction_is_seen_by_no_other_reader_before_it_commits(sqlite_database):
+    from test_database_pool import add_row
+
+    database, inline = sqlite_database, sqlite_database.inline
+    async with database.session() as writer:
+        async with writer.transaction(short=True):
+            await add_row(writer, "pending")
+            assert inline.owner is writer
+            moved = inline.moved
+            assert await _slugs(database) == []  # another session: on a thread, before the commit
+            assert inline.moved == moved + 1
+        assert inline.owner is None
+    assert await _slugs(database) == ["pending"]
+
+
+async def test_a_short_transaction_that_fails_leaves_nothing_and_frees_the_connection(sqlite_database):
+    from test_database_pool import add_row
+
+    database, inline = sqlite_database, sqlite_database.inline
+    async with database.session() as writer:
+        with pytest.raises(RuntimeError):
+            async with writer.transaction(short=True):
+                await add_row(writer, "doomed")
+                raise RuntimeError("a check after the insert")
+        assert inline.owner is None and not inline.connection.in_transaction
+        async with writer.transaction(short=True):  # the write lock is free again
+            await add_row(writer, "next")
+    assert await _slugs(database) == ["next"]
+
+
+async def test_a_short_transaction_that_meets_another_writer_runs_on_a_thread(sqlite_database):
+    from test_database_pool import add_row
+
+    database, inline = sqlite_database, sqlite_database.inline
+    other = sqlite3.connect(database.url.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process's write transaction, say
+    release = threading.Timer(0.3, other.execute, ("COMMIT",))
+    release.start()
+    try:
+        before = inline.statements
+        async with database.session() as writer, writer.transaction(short=True):
+            assert inline.owner is None  # the loop's connection was not taken: the file was locked
+            await add_row(writer, "after the other writer")
+        assert inline.statements == before
+    finally:
+        release.join()
+        other.close()
+    assert await _slugs(database) == ["after the other writer"]

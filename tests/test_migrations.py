@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import shutil
+import uuid
+
 import pytest
 import sqlalchemy as sa
 
@@ -10,6 +15,8 @@ from modula.db.core_tables import metadata
 from modula.db.errors import ForeignKeyViolation
 from modula.db.migrations import migrate, schema_migrations
 from modula.db.types import utcnow
+
+POSTGRES_URL = os.environ.get("MODULA_TEST_POSTGRES_URL")  # the dialect fixture skips PostgreSQL without it
 
 
 async def _reflect(database: Database) -> dict[str, dict[str, bool]]:
@@ -69,3 +76,39 @@ async def test_sqlite_runs_in_wal_mode_with_foreign_keys_on(app):
         assert await session.fetch_value(sa.text("PRAGMA journal_mode")) == "wal"
         assert await session.fetch_value(sa.text("PRAGMA foreign_keys")) == 1
         assert await session.fetch_value(sa.text("PRAGMA busy_timeout")) > 0
+
+
+async def test_fields_made_before_machine_names_are_named_from_their_labels(dialect, tmp_path):
+    """0010_field_names backfills existing fields: unique within each datatype, never a reserved name."""
+    from modula.resources import resource_dir
+    from modula_testing import create_test_database, drop_test_database
+
+    older = tmp_path / "sql"
+    shutil.copytree(resource_dir("sql"), older, ignore=lambda folder, names: [n for n in names if n.endswith(".sql") and n >= "0010"])
+    if dialect == "sqlite":
+        url, name = f"sqlite:///{tmp_path / 'old.db'}", None
+    else:
+        name = f"modula_test_{uuid.uuid4().hex[:12]}"
+        url = await create_test_database(POSTGRES_URL, name)  # empty: migrated below, in two steps
+    database = Database(url)
+    await database.connect()
+    try:
+        async with database.session() as session:
+            await migrate(session, sql_dir=older)
+            now = dt.datetime.now(dt.timezone.utc)
+            for datatype_id, labels in ((1, ["Published on", "Status", "published-on"]), (2, ["Published on"])):
+                await session.execute(sa.text("INSERT INTO datatypes (id, label, type, created_at, updated_at) "
+                                              "VALUES (:i, 'D', :t, :n, :n)").bindparams(i=datatype_id, t=f"d{datatype_id}", n=now))
+                for position, label in enumerate(labels):
+                    field_id = datatype_id * 10 + position
+                    await session.execute(sa.text("INSERT INTO fields (id, label, type, required, created_at) VALUES "
+                                                  "(:i, :l, 'text', false, :n)").bindparams(i=field_id, l=label, n=now))
+                    await session.execute(sa.text("INSERT INTO datatypes_fields (id, datatype_id, field_id, position) "
+                                                  "VALUES (:i, :d, :i, :p)").bindparams(i=field_id, d=datatype_id, p=position))
+            assert "0010_field_names" in await migrate(session)
+            rows = await session.fetch_all(sa.text("SELECT id, name FROM fields ORDER BY id"))
+        assert {row["id"]: row["name"] for row in rows} == {10: "publishedOn", 11: "status2", 12: "publishedOn2", 20: "publishedOn"}
+    finally:
+        await database.disconnect()
+        if name:
+            await drop_test_database(POSTGRES_URL, name)

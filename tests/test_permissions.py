@@ -201,7 +201,7 @@ async def test_nested_insert_needs_create_on_every_table_it_reaches(acl):
     assert data["insertAclCustomers"]["affectedRows"] == 1
     body = await acl["viewer"].execute('mutation { insertAclCustomers(objects: [{name: "d"}]) { affectedRows } }')
     assert code(body) == FORBIDDEN
-    body = await editor.execute('mutation { deleteAclCustomers(where: {}) { affectedRows } }')
+    body = await editor.execute('mutation { deleteAclCustomers(where: {}, allRows: true) { affectedRows } }')
     assert code(body) == FORBIDDEN
     assert await editor.count("acl_customers") == before["acl_customers"] + 1
 

@@ -314,3 +314,24 @@ def test_a_plugin_type_shows_in_the_docs_explorer_after_it_loads_and_the_page_re
     page.wait_for("[...document.querySelectorAll('.graphiql-doc-explorer-search [role=option], "
                   ".graphiql-doc-explorer-search li')].some(e => e.textContent.includes('AtlasMap'))",
                   what="AtlasMap among the docs explorer's search results")
+
+
+VARIABLES_EDITOR = "document.querySelector('.graphiql-editor-tool .CodeMirror')?.CodeMirror"
+
+
+def test_the_first_tab_runs_as_shipped_on_a_fresh_browser(server, page):
+    """A new user's first click: the Login tab with its variables, in a profile that never saw the page."""
+    open_playground(page, f"{server['base']}/playground")
+    first = json.loads((EXAMPLES / "1-login.variables.json").read_text())
+    shown = page.wait_for(f"{VARIABLES_EDITOR} && {VARIABLES_EDITOR}.getValue()", what="the variables of the first tab")
+    assert json.loads(shown) == first
+    titles = page.evaluate("[...document.querySelectorAll('.graphiql-tab')].map(t => t.textContent.trim())")
+    assert all(title and "untitled" not in title.lower() for title in titles), titles
+    page.evaluate(f"window.__previousResult = {RESULT}")
+    page.evaluate("document.querySelector('.graphiql-execute-button').click()")
+    text = page.wait_for(f"{RESULT} !== window.__previousResult && {RESULT}.trim().startsWith('{{') && {RESULT}",
+                         what="the result pane to show the answer")
+    answer = json.loads(text)
+    # The shipped password is a placeholder: the login itself refuses it, the variables arrived.
+    assert answer.get("errors") and "was not provided" not in json.dumps(answer), answer
+    assert answer["errors"][0]["path"] == ["login"], answer

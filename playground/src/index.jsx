@@ -19,10 +19,23 @@ async function fetcher(params, options) {
   return response.json();
 }
 
+// GraphiQL 3.8 opens a fresh browser on the first default tab's query but fills the variables
+// editor only from its `variables` prop or from storage, so the Login example would run without
+// its variables. With nothing stored yet, hand it the first tab's variables; afterwards the stored
+// tabs (each with its own variables) are GraphiQL's to restore, and the prop would overwrite them.
+let stored = null;
+try {
+  stored = window.localStorage.getItem("graphiql:tabState");
+} catch {
+  // storage refused (a sandboxed page): every load is a fresh one
+}
+const firstVariables = stored === null ? config.tabs[0]?.variables : undefined;
+
 createRoot(document.getElementById("graphiql")).render(
   <GraphiQL
     fetcher={fetcher}
     defaultTabs={config.tabs}
+    {...(firstVariables ? { variables: firstVariables } : {})}
     defaultEditorToolsVisibility={true}
     visiblePlugins={undefined}
   />,

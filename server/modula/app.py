@@ -20,6 +20,7 @@ from modula.db.migrations import migrate
 from modula.db.notifications import AUTH_CHANNEL, SCHEMA_CHANNEL, ChangeListener
 from modula import health as probes
 from modula.graphql_http import graphql_endpoint
+from modula.lua.limits import Limits
 from modula.playground import assets, playground
 from modula.plugins.host import PluginHost
 from modula.schema.reloads import SchemaService
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 applied = await migrate(session)
             if applied:
                 log.info("applied migrations: %s", ", ".join(applied))
-            plugins = PluginHost(database)
+            plugins = PluginHost(database, limits=Limits.from_settings(settings))
             viewers = ViewerCache() if settings.viewer_cache else None
             schemas = SchemaService(database, plugins, settings.plugins_dir, settings, viewers=viewers)
             await schemas.start()

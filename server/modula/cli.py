@@ -89,10 +89,11 @@ def _on_database(args: argparse.Namespace, work):
 
 def _with_host(args: argparse.Namespace, work):
     """Run `await work(host, settings, progress)` with a plugin host on the migrated database."""
+    from modula.lua.limits import Limits
     from modula.plugins.host import PluginHost
 
     async def on_host(database, settings, progress):
-        host = PluginHost(database)
+        host = PluginHost(database, limits=Limits.from_settings(settings))
         try:
             return await work(host, settings, progress)
         finally:
@@ -120,9 +121,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         async with _connected(settings.with_(database_pool_size=1), Progress()) as database:
             if settings.workers > 1:
                 # Installs and upgrades happen here, once; the workers then only load what is installed.
+                from modula.lua.limits import Limits
                 from modula.plugins.host import PluginHost
 
-                host = PluginHost(database)
+                host = PluginHost(database, limits=Limits.from_settings(settings))
                 try:
                     await host.install_folders(settings.plugins_dir)
                 finally:
@@ -339,11 +341,12 @@ def cmd_plugins_new(args: argparse.Namespace) -> int:
 def cmd_plugins_check(args: argparse.Namespace) -> int:
     import logging
 
+    from modula.lua.limits import Limits
     from modula.plugins.check import check_plugin
 
     if not args.debug:
         logging.disable(logging.ERROR)  # problems are printed below, one line each, not logged twice
-    report = asyncio.run(check_plugin(Path(args.path)))
+    report = asyncio.run(check_plugin(Path(args.path), Limits.from_settings(Settings.from_env())))
     if not report.ok:
         for problem in report.problems:
             print(problem, file=sys.stderr)

@@ -32,6 +32,11 @@ class Settings:
     max_query_depth: int = 12  # field levels; introspection fields count as one level
     max_aliases: int = 30
     max_tokens: int = 5000  # lexical tokens (and, separately, comments) in one GraphQL document
+    max_document_bytes: int = 100 * 1024  # a GraphQL document longer than this is refused unparsed
+    # An operation's estimated cost: the objects it may return, each list at its limit/first or the
+    # default page size, nested lists multiplied, each Lua field call `lua_field_cost` (schema/cost.py).
+    max_query_cost: int = 500_000
+    lua_field_cost: int = 10
     max_batch: int = 10  # operations in one batched POST (a JSON array)
     max_body_bytes: int = 2 * 1024 * 1024  # a POST body larger than this is refused (413) unread
     # Production mode (`modula serve --production`): introspection and "Did you mean" suggestions
@@ -53,6 +58,14 @@ class Settings:
     # plugin's role has its own pool on PostgreSQL, of `plugin_pool_size` connections at most.
     database_pool_size: int | None = None
     plugin_pool_size: int = 4
+    # Budgets of plugin code (modula.lua.Limits): instructions and wall-clock seconds per call into
+    # a plugin (init.lua, each handler, each hook; seconds include database and HTTP waits), memory
+    # per plugin runtime, and the bounds on the C string functions hooks cannot interrupt.
+    lua_instructions: int = 50_000_000
+    lua_seconds: float = 5.0
+    lua_memory_bytes: int = 64 * 1024 * 1024
+    lua_max_string_op_input: int = 1_000_000
+    lua_pattern_steps: int = 50_000_000
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -87,9 +100,15 @@ class Settings:
             settings = replace(settings, plugin_pool_size=int(env["MODULA_PLUGIN_POOL_SIZE"]))
         if env.get("MODULA_VIEWER_CACHE"):
             settings = replace(settings, viewer_cache=env["MODULA_VIEWER_CACHE"].lower() in ("1", "true", "yes"))
-        for name in ("max_query_depth", "max_aliases", "max_tokens", "max_batch", "max_body_bytes"):
+        for name in ("max_query_depth", "max_aliases", "max_tokens", "max_document_bytes", "max_query_cost",
+                     "lua_field_cost", "max_batch", "max_body_bytes"):
             if env.get(f"MODULA_{name.upper()}"):
                 settings = replace(settings, **{name: int(env[f"MODULA_{name.upper()}"])})
+        for name in ("lua_instructions", "lua_memory_bytes", "lua_max_string_op_input", "lua_pattern_steps"):
+            if env.get(f"MODULA_{name.upper()}"):
+                settings = replace(settings, **{name: int(env[f"MODULA_{name.upper()}"])})
+        if env.get("MODULA_LUA_SECONDS"):
+            settings = replace(settings, lua_seconds=float(env["MODULA_LUA_SECONDS"]))
         if env.get("MODULA_FAST_PATH", "").lower() in ("0", "false", "no"):
             settings = replace(settings, fast_path=False)
         if env.get("MODULA_PRODUCTION", "").lower() in ("1", "true", "yes"):

@@ -32,9 +32,12 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from modula.auth.viewer import AuthenticationError, resolve_viewer
+from modula.db.storable import unstorable
 from modula.playground import playground_page, wants_playground
 from modula.schema.compiled.run import RawJSON
 from modula.schema.context import RequestContext
+from modula.schema.cost import CostSettings
+from modula.schema.persisted import PersistedQueryError
 from modula.schema.errors import internal_error_message, is_internal
 from modula.schema.limits import parse_within
 
@@ -80,7 +83,9 @@ async def _answer(request: Request, request_id: str) -> Response:
 
     safe = request.method != "POST"  # GET or HEAD: the route allows no other method
     with state.live_schema.use() as served:
-        async with state.database.session() as session:
+        # Lazy: a request holds a connection only from its first statement (a warmed fast-path read or
+        # a plugin handler that runs no SQL holds none), so long Lua calls do not starve the pool.
+        async with state.database.session(lazy=True) as session:
             cookies: list = []
             try:
                 viewer = await resolve_viewer(session, request, settings=state.settings, cookies=cookies,
@@ -117,8 +122,22 @@ async def _execute(schema: Any, params: dict[str, Any], context: RequestContext,
     """The GraphQL response to one operation, and its status under application/graphql-response+json:
     200 once the operation ran (`data` present, perhaps null), else 400 for a request error or 500
     when the server failed before execution."""
+    persisted = getattr(schema, "persisted", None)
+    try:
+        params = persisted.resolve(params) if persisted is not None else params
+    except PersistedQueryError as exc:
+        return {"errors": [exc.error()]}, 400
     if not params["query"]:  # Strawberry takes an empty document for a missing parameter
         return {"errors": [{"message": "the 'query' is empty: send the GraphQL document to run"}]}, 400
+    refused = _refused_input(params, context.settings)
+    if refused is not None:
+        return {"errors": [refused]}, 400
+    cost = _cost(schema, params, context.settings)
+    if cost is not None and cost > context.settings.max_query_cost:
+        limit = context.settings.max_query_cost
+        return {"errors": [{"message": f"the operation's estimated cost is {cost:,}, over the limit of {limit:,}"
+                                       " (max_query_cost): ask for fewer rows (limit, first) or fewer nested lists",
+                            "extensions": {"code": "COST_EXCEEDED", "cost": cost, "maxCost": limit}}]}, 400
     operations = _operation_count(params["query"], context.settings.max_tokens)
     if operations > 1 and params["operationName"] is None:
         # GraphQL's GetOperation() makes this a request error; Strawberry would run the first one
@@ -128,7 +147,7 @@ async def _execute(schema: Any, params: dict[str, Any], context: RequestContext,
     if compiled is not None and context.settings.fast_path:
         answer = await compiled.answer(params, context, safe=safe)
         if answer is not None:  # the whole operation ran as one statement; else Strawberry runs it
-            return answer, 200
+            return _with_cost(answer, params, cost, context.settings), 200
     try:
         result = await schema.execute(params["query"], variable_values=params["variables"], context_value=context,
                                       operation_name=params["operationName"],
@@ -151,7 +170,45 @@ async def _execute(schema: Any, params: dict[str, Any], context: RequestContext,
     if result.extensions:
         body["extensions"] = dict(result.extensions)
     status = 200 if not request_error else 500 if any(is_internal(error) for error in errors) else 400
-    return body, status
+    return _with_cost(body, params, cost, context.settings), status
+
+
+def _cost(schema: Any, params: dict[str, Any], settings: Any) -> int | None:
+    """The operation's estimated cost (schema/cost.py), None when the document does not parse or
+    names what the schema lacks: execution reports those."""
+    plans = getattr(schema, "costs", None)
+    if plans is None:
+        return None
+    try:
+        document = parse_within(params["query"], settings.max_tokens)
+    except GraphQLError:
+        return None
+    limits = CostSettings(settings.max_query_cost, settings.lua_field_cost, min(settings.default_page_size, settings.max_page_size))
+    return plans.estimate(params["query"], params["operationName"], document, params["variables"] or {}, limits)
+
+
+def _with_cost(body: dict[str, Any], params: dict[str, Any], cost: int | None, settings: Any) -> dict[str, Any]:
+    """`extensions.cost` when the request's extensions ask for it (`{"cost": true}`)."""
+    if cost is not None and (params.get("extensions") or {}).get("cost") is True:
+        body["extensions"] = {**body.get("extensions", {}), "cost": {"estimate": cost, "maxCost": settings.max_query_cost}}
+    return body
+
+
+def _refused_input(params: dict[str, Any], settings: Any) -> dict[str, Any] | None:
+    """A request error for what no operation may receive, checked before parsing: a document over
+    `max_document_bytes` (whatever it holds: comments too), and text the databases cannot store
+    alike in the variables (a NUL, which PostgreSQL refuses and SQLite keeps; a lone surrogate,
+    which is not UTF-8). Literals in the document are checked by validation (schema/limits.py)."""
+    size = len(params["query"].encode("utf-8", "surrogatepass"))
+    if size > settings.max_document_bytes:
+        return {"message": f"the GraphQL document is {size:,} bytes, over the limit of {settings.max_document_bytes:,}"
+                           " (max_document_bytes): send a shorter document", "extensions": {"code": "DOCUMENT_TOO_LARGE"}}
+    found = unstorable(params["variables"] or {}, ("variables",))
+    if found is not None:
+        path, problem = found
+        where = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path[1:])
+        return {"message": f"variable ${where[1:]} {problem}", "extensions": {"code": "INVALID_VALUE", "path": list(path)}}
+    return None
 
 
 def _operation_count(query: str, max_tokens: int) -> int:
@@ -307,16 +364,17 @@ def _operation(raw: Any, where: str = "") -> dict[str, Any]:
         raise BadRequest(f"{where}not a JSON object with a 'query'" if where
                          else "the request body must be a JSON object with a 'query', or an array of them")
     query = raw.get("query")
-    if query is None:
-        raise BadRequest(f"{where}the request has no 'query' string")
-    if not isinstance(query, str):
-        raise BadRequest(f"{where}'query' must be a string holding the GraphQL document")
     for name in ("variables", "extensions"):
         if raw.get(name) is not None and not isinstance(raw[name], dict):
             raise BadRequest(f"{where}'{name}' must be a JSON object")
+    if query is None and "persistedQuery" not in (raw.get("extensions") or {}):
+        raise BadRequest(f"{where}the request has no 'query' string")
+    if query is not None and not isinstance(query, str):
+        raise BadRequest(f"{where}'query' must be a string holding the GraphQL document")
     operation_name = raw.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
         raise BadRequest(f"{where}'operationName' must be a string")
     # An empty operationName is the same as none (the specification says so for GET; no operation
     # can be named "" in any request).
-    return {"query": query, "variables": raw.get("variables"), "operationName": operation_name or None}
+    return {"query": query, "variables": raw.get("variables"), "operationName": operation_name or None,
+            "extensions": raw.get("extensions")}

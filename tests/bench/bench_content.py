@@ -4,10 +4,13 @@ the same work done with raw SQL on the same driver, with the statements one requ
 Per database (SQLite always; PostgreSQL with --postgres-url, on a temporary database):
 1. `contents(limit: 100) { id fields { value field { label type } } }` over exactly 100 nodes of 20
    fields (all field types), through the whole GraphQL stack in-process (httpx ASGITransport ->
-   Starlette -> Strawberry -> cms -> databases): requests/s and SQL statements per request, beside
+   Starlette -> Strawberry or the fast path -> cms -> db): requests/s and SQL statements per request, beside
    the same rows read with 3 plain queries on the raw driver (stdlib sqlite3 / asyncpg).
 2. `createContent` with 20 fields, sequentially, beside the same transaction in raw SQL on the
-   same driver (INSERT content_data RETURNING id, one multi-row INSERT of 20 content_fields).
+   same driver (INSERT content_data RETURNING id, one multi-row INSERT of 20 content_fields): on
+   SQLite both in a worker thread (how an asyncio app runs sqlite3) and on the loop's own thread
+   (how Modula runs its short transactions, see db/inline.py). Each write phase starts with an
+   empty WAL.
 
 It reuses bench_core.py's fixture, measuring loop and raw-driver code (bench_core.py also has the
 Session + Core layer, 8 concurrent writers and a profile).
@@ -58,14 +61,31 @@ async def bench_database(database_url: str, plugins_dir: Path, creates: int, rea
         try:
             results["raw_read"] = await measure("the same rows, raw driver (3 queries)", raw_query(raw), reads)
             results["raw_read"].statements = 3
+            await settle(app)
             results["create"] = await measure("createContent 20 fields, GraphQL", create, creates)
             results["create"].statements = await statements_of(app, create)
+            await settle(app)
             results["raw_create"] = await measure("the same transaction, raw driver", raw_create(
                 raw, fixture, await next_position(app)), creates)
             results["raw_create"].statements = 4  # BEGIN, 2 INSERTs, COMMIT
+            if app.state.database.is_sqlite:  # Modula's runs on the loop's thread: so does this one
+                await settle(app)
+                results["raw_create_loop"] = await measure("the same transaction, raw sqlite3 on the loop's thread",
+                                                           raw_create(raw, fixture, await next_position(app), on_loop=True), creates)
+                results["raw_create_loop"].statements = 4
         finally:
             await raw.close()
     return results
+
+
+async def settle(app) -> None:
+    """SQLite: start a write phase with an empty WAL, so that no phase pays for checkpointing the
+    writes of the one before it (Modula's loop-thread connection leaves checkpoints to a
+    background task; a plain sqlite3 connection checkpoints in its own commits)."""
+    database = app.state.database
+    if database.is_sqlite:
+        async with database.session() as session:
+            await session.fetch_native("PRAGMA wal_checkpoint(TRUNCATE)", [])
 
 
 async def bench_sqlite(creates: int, reads: int) -> dict[str, Result]:
@@ -90,20 +110,23 @@ def summary(results: dict[str, Result]) -> dict:
             "errors": sum(r.errors for r in results.values()),
             "first_error": next((r.first_error for r in results.values() if r.first_error), None),
             "read_vs_raw": round(rate["read"] / rate["raw_read"], 3),
-            "create_vs_raw": round(rate["create"] / rate["raw_create"], 3)}
+            "create_vs_raw": round(rate["create"] / rate["raw_create"], 3),
+            "create_vs_raw_loop": round(rate["create"] / rate["raw_create_loop"], 3) if "raw_create_loop" in rate else None}
 
 
 def render(by_dialect: dict[str, dict], earlier: dict | None) -> str:
     lines = ["| database | contents(limit:100) req/s | statements | raw read /s | GraphQL / raw |"
-             " createContent /s | statements | raw insert /s | createContent / raw | gain vs --compare | errors |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             " createContent /s | statements | raw insert /s | createContent / raw |"
+             " raw on the loop /s | createContent / raw on the loop | gain vs --compare | errors |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for dialect, s in by_dialect.items():
         rates, statements = s["rates"], s["statements"]
         before = (earlier or {}).get(dialect, {}).get("read_vs_raw")
         gain = f"{s['read_vs_raw'] / before:.2f}x" if before else "–"
         lines.append(f"| {dialect} | {rates['read']:,.1f} | {statements['read']} | {rates['raw_read']:,.0f} | "
                      f"{s['read_vs_raw']:.3f} | {rates['create']:,.0f} | {statements['create']} | "
-                     f"{rates['raw_create']:,.0f} | {s['create_vs_raw']:.2f} | {gain} | {s['errors']} |")
+                     f"{rates['raw_create']:,.0f} | {s['create_vs_raw']:.2f} | "
+                     f"{rates.get('raw_create_loop', 0):,.0f} | {s['create_vs_raw_loop'] or 0:.2f} | {gain} | {s['errors']} |")
     lines.append("\ntargets (issue 11): createContent / raw >= 0.5; contents statements bounded; gain >= 5x")
     return "\n".join(lines)
 

@@ -257,12 +257,13 @@ def session_query(database) -> Operation:
 
 
 class RawSqlite:
-    """stdlib sqlite3 on one connection, each unit of work run in a worker thread."""
+    """stdlib sqlite3 on one connection, each unit of work run in a worker thread (or on the loop's own)."""
 
     def __init__(self, path: str) -> None:
         self.connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.connection.execute("PRAGMA foreign_keys = ON")
         self.connection.execute("PRAGMA busy_timeout = 10000")
+        self.connection.execute("PRAGMA synchronous = NORMAL")  # as Modula's connections: no fsync per commit in WAL
 
     async def close(self) -> None:
         self.connection.close()
@@ -289,6 +290,10 @@ class RawSqlite:
 
     async def insert(self, content: dict, rows: list[dict]) -> None:
         await asyncio.to_thread(self._insert, content, rows)
+
+    async def insert_on_loop(self, content: dict, rows: list[dict]) -> None:
+        """The same transaction on the event loop's thread, as Modula's short transactions run."""
+        self._insert(content, rows)
 
     def _query(self) -> list[dict]:
         db = self.connection
@@ -360,9 +365,11 @@ class RawPostgres:
         return join_contents(contents, values, fields)
 
 
-def raw_create(raw, fixture: Fixture, first_position: int) -> Operation:
+def raw_create(raw, fixture: Fixture, first_position: int, *, on_loop: bool = False) -> Operation:
+    insert = raw.insert_on_loop if on_loop else raw.insert
+
     async def op(i: int) -> None:
-        await raw.insert(_content_row(fixture, first_position + i), fixture.stored_rows)
+        await insert(_content_row(fixture, first_position + i), fixture.stored_rows)
 
     return op
 

@@ -14,7 +14,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from modula.cms import content_tree
-from modula.cms.datatypes import fields_of_datatypes
 from modula.cms.field_types import REFERENCE_TABLES, InvalidValue, StoredValue, parse_value
 from modula.db import core_tables as t
 from modula.db.connection import Session
@@ -44,7 +43,7 @@ async def create_content(session: Session, new: NewContent) -> dict[str, Any]:
     """Insert a content node and all its field values, or nothing at all."""
     if new.status not in STATUSES:
         raise ModulaError("INVALID_VALUE", f"status must be one of {', '.join(STATUSES)}", ("input", "status"))
-    async with session.transaction():
+    async with session.transaction(short=True):
         if not await content_tree.lock_route(session, new.route_id):
             raise not_found("route", new.route_id, ("input", "routeId"))
         datatype_fields = await _datatype_fields(session, new.datatype_id, ("input", "datatypeId"))
@@ -53,17 +52,16 @@ async def create_content(session: Session, new: NewContent) -> dict[str, Any]:
         stored = await _check_values(session, datatype_fields, new.fields, ("input", "fields"), require_all=True)
 
         now = utcnow()
-        content = await session.insert(
-            t.content_data,
+        content = await session.fetch_one(
+            _INSERT_ROOT if new.parent_id is None else _INSERT_CHILD,
             {
-                "route_id": new.route_id,
-                "datatype_id": new.datatype_id,
-                "parent_id": new.parent_id,
-                "position": await content_tree.next_position(session, new.route_id, new.parent_id),
-                "author_id": new.author_id,
-                "status": new.status,
-                "created_at": now,
-                "updated_at": now,
+                "new_route_id": new.route_id,
+                "new_datatype_id": new.datatype_id,
+                "new_parent_id": new.parent_id,
+                "new_author_id": new.author_id,
+                "new_status": new.status,
+                "new_created_at": now,
+                "new_updated_at": now,
             },
         )
         await _insert_values(session, content["id"], stored)
@@ -76,7 +74,7 @@ async def update_content(
     """Set the given field values (null clears an optional one); untouched fields keep theirs."""
     if status is not None and status not in STATUSES:
         raise ModulaError("INVALID_VALUE", f"status must be one of {', '.join(STATUSES)}", ("status",))
-    async with session.transaction():
+    async with session.transaction(short=True):
         content = await get_content(session, content_id)
         if content is None:
             raise not_found("content", content_id, ("id",))
@@ -113,7 +111,7 @@ async def delete_content(session: Session, content_id: int) -> list[int]:
 
 
 async def get_content(session: Session, content_id: int) -> dict[str, Any] | None:
-    return await session.fetch_one(sa.select(t.content_data).where(t.content_data.c.id == content_id))
+    return await session.fetch_one(_CONTENT_BY_ID, {"content_id": content_id})
 
 
 @dataclass(frozen=True)
@@ -178,10 +176,16 @@ async def values_of(session: Session, content_ids: list[int]) -> list[dict[str, 
 
 
 async def _datatype_fields(session: Session, datatype_id: int, path) -> dict[int, dict[str, Any]]:
-    exists = await session.fetch_value(sa.select(t.datatypes.c.id).where(t.datatypes.c.id == datatype_id))
-    if exists is None:
+    """The datatype's fields by id, in its order (one statement: the datatype and its fields)."""
+    rows = await session.fetch_all(_DATATYPE_FIELDS, {"datatype_id": datatype_id})
+    if not rows:
         raise not_found("datatype", datatype_id, path)
-    return {row["id"]: row for row in await fields_of_datatypes(session, [datatype_id])}
+    fields: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        del row["datatype__id"]
+        if row["id"] is not None:  # a datatype without fields is one row of NULLs
+            fields[row["id"]] = row
+    return fields
 
 
 async def _check_parent(session: Session, parent_id: int, route_id: int, path) -> None:
@@ -254,8 +258,8 @@ async def _check_references(session: Session, references, path, problems: Proble
 
 
 async def _insert_values(session: Session, content_id: int, stored: dict[int, StoredValue]) -> None:
-    await session.insert_rows(
-        t.content_fields,
+    await session.execute_many(
+        _INSERT_VALUE,
         [
             {
                 "content_data_id": content_id,
@@ -267,3 +271,46 @@ async def _insert_values(session: Session, content_id: int, stored: dict[int, St
             for field_id, value in stored.items()
         ],
     )
+
+
+# --- statement templates: built once, compiled once, bound per call (db/statements.py) ---------
+
+def _param(name: str, column: sa.Column) -> sa.BindParameter:
+    return sa.bindparam(name, type_=column.type)
+
+
+_CONTENT_BY_ID = sa.select(t.content_data).where(t.content_data.c.id == _param("content_id", t.content_data.c.id))
+
+_DATATYPE_FIELDS = (
+    sa.select(t.datatypes.c.id.label("datatype__id"), *t.fields.c)
+    .select_from(
+        t.datatypes.outerjoin(t.datatypes_fields, t.datatypes_fields.c.datatype_id == t.datatypes.c.id)
+        .outerjoin(t.fields, t.fields.c.id == t.datatypes_fields.c.field_id)
+    )
+    .where(t.datatypes.c.id == _param("datatype_id", t.datatypes.c.id))
+    .order_by(t.datatypes_fields.c.position)
+)
+
+
+def _insert_content(root: bool) -> sa.Insert:
+    """INSERT of a node at the end of its siblings: its position is computed in the statement
+    (positions are 0..n-1, so max + 1; one index lookup on ix_content_data_siblings)."""
+    cd = t.content_data
+    parent = _param("new_parent_id", cd.c.parent_id)
+    siblings = cd.c.parent_id.is_(None) if root else cd.c.parent_id == parent
+    position = (
+        sa.select(sa.func.coalesce(sa.func.max(cd.c.position) + 1, 0))
+        .where(cd.c.route_id == _param("new_route_id", cd.c.route_id), siblings)
+        .scalar_subquery()
+    )
+    values = {name: _param(f"new_{name}", cd.c[name])
+              for name in ("route_id", "datatype_id", "parent_id", "author_id", "status", "created_at", "updated_at")}
+    return cd.insert().values(**values, position=position).returning(*cd.c)
+
+
+_INSERT_ROOT, _INSERT_CHILD = _insert_content(True), _insert_content(False)
+
+_INSERT_VALUE = t.content_fields.insert().values(
+    {name: _param(name, t.content_fields.c[name])
+     for name in ("content_data_id", "field_id", "value", "value_number", "value_time")}
+)

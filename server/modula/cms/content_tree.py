@@ -26,8 +26,13 @@ async def lock_route(session: Session, route_id: int) -> bool:
     """Serialise tree changes within a route (row lock on PostgreSQL; SQLite writes are already
     serial). Sibling positions are read-then-written, so two writers must not interleave.
     Returns False when the route does not exist."""
-    row = await session.fetch_one(sa.select(routes.c.id).where(routes.c.id == route_id).with_for_update())
+    row = await session.fetch_one(_ROUTE_FOR_UPDATE, {"route_id": route_id})
     return row is not None
+
+
+_ROUTE_FOR_UPDATE = (
+    sa.select(routes.c.id).where(routes.c.id == sa.bindparam("route_id", type_=routes.c.id.type)).with_for_update()
+)
 
 
 async def next_position(session: Session, route_id: int, parent_id: int | None) -> int:

@@ -10,8 +10,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from modula.cms.field_types import FIELD_TYPES
+from modula.db import field_names
 from modula.db.connection import Session
 from modula.db.core_tables import datatypes, datatypes_fields, fields
+from modula.plugins.registry import bump_generation
 from modula.db.types import utcnow
 from modula.errors import Problems
 
@@ -25,10 +27,12 @@ class NewField:
     type: str
     required: bool = False
     data: Any = None
+    name: str | None = None  # the machine name; None: derived from the label
 
 
 async def create_datatype(session: Session, *, label: str, type: str, new_fields: list[NewField]) -> dict[str, Any]:
-    """Insert the datatype, its fields and the join rows in one transaction."""
+    """Insert the datatype, its fields and the join rows in one transaction (which also moves the
+    schema generation on)."""
     problems = Problems()
     if not label.strip():
         problems.add("INVALID_VALUE", "a datatype needs a label", ("input", "label"))
@@ -47,6 +51,9 @@ async def create_datatype(session: Session, *, label: str, type: str, new_fields
             seen[field.label.strip().lower()] = index
         if field.type not in FIELD_TYPES:
             problems.add("INVALID_VALUE", f"unknown field type {field.type!r}; use one of {', '.join(FIELD_TYPES)}", (*path, "type"))
+    names = _field_names(new_fields, problems)
+    if not problems and (other := await session.fetch_one(sa.select(datatypes).where(datatypes.c.type == type))):
+        problems.add("NAME_TAKEN", f"type {type!r} is already used by datatype {other['id']} ({other['label']})", ("input", "type"))
     problems.raise_if_any()
 
     now = utcnow()
@@ -60,16 +67,42 @@ async def create_datatype(session: Session, *, label: str, type: str, new_fields
                     "type": f.type,
                     "required": f.required,
                     "data": None if f.data is None else json.dumps(f.data),
+                    "name": name,
                     "created_at": now,
                 }
-                for f in new_fields
+                for f, name in zip(new_fields, names)
             ],
         )
         await session.insert_rows(
             datatypes_fields,
             [{"datatype_id": datatype["id"], "field_id": f["id"], "position": i} for i, f in enumerate(created)],
         )
+        # The datatype has a generated GraphQL type: every server process rebuilds its schema.
+        await bump_generation(session)
     return datatype
+
+
+def _field_names(new_fields: list[NewField], problems: Problems) -> list[str]:
+    """Each field's machine name: the one given (checked) or one derived from its label."""
+    given: dict[str, int] = {}  # name -> the first field that asks for it
+    for index, field in enumerate(new_fields):
+        if field.name is not None:
+            given.setdefault(field.name, index)
+    names: list[str] = []
+    for index, field in enumerate(new_fields):
+        path = ("input", "fields", index, "name")
+        if field.name is None:
+            names.append(field_names.derive(field.label, [*given, *names]))
+            continue
+        if not field_names.FIELD_NAME.match(field.name):
+            problems.add("INVALID_VALUE", f"{field.name!r} is not a field name: a lowercase letter, then letters and digits "
+                         f"(camelCase, at most {field_names.MAX_LENGTH})", path)
+        elif field.name in field_names.RESERVED:
+            problems.add("RESERVED_NAME", f"{field.name!r} is a field every content node has; choose another name", path)
+        elif given[field.name] != index:
+            problems.add("DUPLICATE_FIELD", f"name {field.name!r} is used by fields[{given[field.name]}] too", path)
+        names.append(field.name)
+    return names
 
 
 async def list_datatypes(session: Session) -> list[dict[str, Any]]:

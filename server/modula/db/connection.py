@@ -37,7 +37,7 @@ DEFAULT_PLUGIN_POOL_SIZE = 4
 INLINE_WRITES_PER_CHECKPOINT = 1000
 
 # What a driver call hands back.
-_ALL, _ONE, _NONE = "all", "one", "none"
+_ALL, _ONE, _NONE, _MANY = "all", "one", "none", "many"  # _MANY: args is a list of rows
 
 
 def dialect_of(url: str) -> str:
@@ -147,11 +147,15 @@ class Database:
             observer(sql)
 
     @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[Session]:
-        """Hold one connection for a unit of work (a request, a CLI command, a plugin call)."""
+    async def session(self, *, lazy: bool = False) -> AsyncIterator[Session]:
+        """Hold one connection for a unit of work (a request, a CLI command, a plugin call).
+
+        `lazy`: take it from the pool only at the session's first statement, so a unit of work
+        that needs none (a warmed fast-path read) or spends long on something else first (a
+        plugin's Lua code) does not keep other work waiting for a connection meanwhile."""
         if self._pool is None:
             raise RuntimeError("the database is not connected: call connect() first")
-        async with _lent(self._pool, self) as session:
+        async with _lent(self._pool, self, lazy=lazy) as session:
             yield session
 
     @contextlib.asynccontextmanager
@@ -192,16 +196,18 @@ class Database:
 
 
 @contextlib.asynccontextmanager
-async def _lent(pool: pools.ConnectionPool, database: Database) -> AsyncIterator[Session]:
-    connection = await pool.acquire()
-    session = Session(database, connection)
+async def _lent(pool: pools.ConnectionPool, database: Database, *, lazy: bool = False) -> AsyncIterator[Session]:
+    session = Session(database, None if lazy else await pool.acquire(), pool=pool)
     try:
         yield session
     finally:
-        try:
-            await session._abandon()
-        finally:
-            await pool.release(connection, state_changed=session.state_changed)
+        if session._connection is None:
+            session._release_write_lock()
+        else:
+            try:
+                await session._abandon()
+            finally:
+                await pool.release(session._connection, state_changed=session.state_changed)
 
 
 class Session:
@@ -214,14 +220,17 @@ class Session:
     # locks): a plugin role's connection is then reset before its next user.
     state_changed: bool = False
 
-    def __init__(self, database: Database, connection: Any) -> None:
+    def __init__(self, database: Database, connection: Any, *, pool: pools.ConnectionPool | None = None) -> None:
         self.database = database
         self.dialect = database.dialect
-        self._connection = connection
+        self._connection = connection  # None until the first statement of a lazy session
+        self._pool = pool
+        self._acquiring = asyncio.Lock()
         self._is_sqlite = database.is_sqlite
         self._depth = 0
         self._savepoints = itertools.count(1)
         self._holds_write_lock = False
+        self._inline: inline.InlineSQLite | None = None  # the loop's connection, while a short transaction holds it
         # asyncpg allows one operation at a time per connection; statements of concurrent
         # resolvers on one session take turns.
         self._lock = asyncio.Lock()
@@ -234,18 +243,42 @@ class Session:
     def driver_connection(self) -> Any:
         """The driver's own connection (aiosqlite or asyncpg) under this session, for code that must
         run statements SQLAlchemy cannot express (plugin SQL with native placeholders)."""
+        if self._connection is None:
+            raise RuntimeError("this lazy session holds no connection yet: use `await session.connection()`")
         return self._connection
 
-    async def fetch_all(self, statement: sa.sql.ClauseElement) -> list[dict[str, Any]]:
-        return await self._run(statement, _ALL)
+    async def connection(self) -> Any:
+        """The driver's own connection, taken from the pool now if this lazy session has none yet."""
+        if self._connection is None:
+            async with self._acquiring:
+                if self._connection is None:
+                    self._connection = await self._pool.acquire()
+        return self._connection
 
-    async def fetch_one(self, statement: sa.sql.ClauseElement) -> dict[str, Any] | None:
-        rows = await self._run(statement, _ONE)
+    # `params`: the statement is a template (a module constant whose values are named
+    # `sa.bindparam`s), compiled once and bound with these values; see StatementCache.prepare_template.
+
+    async def fetch_all(self, statement: sa.sql.ClauseElement, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        return await self._run(statement, _ALL, params)
+
+    async def fetch_one(self, statement: sa.sql.ClauseElement, params: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        rows = await self._run(statement, _ONE, params)
         return rows[0] if rows else None
 
-    async def fetch_value(self, statement: sa.sql.ClauseElement) -> Any:
-        row = await self.fetch_one(statement)
+    async def fetch_value(self, statement: sa.sql.ClauseElement, params: Mapping[str, Any] | None = None) -> Any:
+        row = await self.fetch_one(statement, params)
         return None if row is None else next(iter(row.values()))
+
+    async def execute_many(self, template: sa.sql.ClauseElement, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run a template once per row of values, as one driver call (sqlite3's executemany;
+        asyncpg's, which pipelines the rows in one round trip)."""
+        if not rows:
+            return
+        cache = self.database._statements
+        bound = [cache.prepare_template(template, row) for row in rows]
+        sql = bound[0][0]
+        self.database._notify(sql)
+        await self._driver(sql, [args for _, args, _ in bound], _MANY, translated=True)
 
     async def fetch_native(self, sql: str, params: Sequence[Any]) -> list[tuple]:
         """Run SQL text with the driver's own placeholders (`?` on SQLite, `$1..` on PostgreSQL) and
@@ -273,6 +306,7 @@ class Session:
         statement and COMMIT. Inside a transaction it is one more statement of it."""
         if not self._is_sqlite or self._depth:
             return await self.fetch_native(sql, params)
+        await self.connection()  # always a connection before the write lock, never the reverse
         async with self.database._sqlite_write_lock:
             rows = await self.fetch_native(sql, params)
         if self.database.inline is not None:
@@ -315,10 +349,14 @@ class Session:
                 raise DatabaseError(f"migration statement failed: {exc}") from exc
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Session]:
-        """All or nothing. Nested calls become savepoints of the outer transaction."""
+    async def transaction(self, *, short: bool = False) -> AsyncIterator[Session]:
+        """All or nothing. Nested calls become savepoints of the outer transaction.
+
+        `short`: every statement of the transaction is an index lookup or a write of a few rows
+        (the core's coupled content writes). On SQLite it then runs on the loop's own connection
+        (db/inline.py), with no thread switch per statement, when that connection is free."""
         if self._depth == 0:
-            await self._begin()
+            await self._begin(short)
             self._depth = 1
             try:
                 yield self
@@ -344,11 +382,17 @@ class Session:
             self._depth -= 1
             await self._raw(f"RELEASE SAVEPOINT {name}")
 
-    async def _begin(self) -> None:
+    async def _begin(self, short: bool) -> None:
         if self.database.is_sqlite:
+            await self.connection()  # always a connection before the write lock, never the reverse
             await self.database._sqlite_write_lock.acquire()
             self._holds_write_lock = True
             try:
+                inline_connection = self.database.inline
+                if short and inline_connection is not None and inline_connection.begin(self):
+                    self._inline = inline_connection
+                    self.database._notify("BEGIN IMMEDIATE")
+                    return
                 await self._raw("BEGIN IMMEDIATE")
             except BaseException:
                 self._release_write_lock()
@@ -358,7 +402,20 @@ class Session:
 
     async def _finish(self, verb: str) -> None:
         try:
-            await self._raw(verb)
+            if self._inline is not None:
+                held, self._inline = self._inline, None
+                self.database._notify(verb)
+                try:
+                    held.end(verb)
+                except Exception as exc:
+                    found = translate(exc)
+                    if found is None:
+                        raise
+                    raise found from exc
+                finally:
+                    self.database._wrote_inline()
+            else:
+                await self._raw(verb)
         finally:
             self._release_write_lock()
 
@@ -372,15 +429,20 @@ class Session:
         if self._depth:
             self._depth = 0
             with contextlib.suppress(Exception):
-                await self._raw("ROLLBACK")
+                await self._finish("ROLLBACK")
         self._release_write_lock()
 
     async def _raw(self, sql: str) -> None:
         self.database._notify(sql)
         await self._driver(sql, (), _NONE, translated=False)
 
-    async def _run(self, statement: sa.sql.ClauseElement, mode: str) -> list[dict[str, Any]] | None:
-        sql, args, shape = self.database._statements.prepare(statement)
+    async def _run(self, statement: sa.sql.ClauseElement, mode: str,
+                   params: Mapping[str, Any] | None = None) -> list[dict[str, Any]] | None:
+        statements = self.database._statements
+        if params is None:
+            sql, args, shape = statements.prepare(statement)
+        else:
+            sql, args, shape = statements.prepare_template(statement, params)
         self.database._notify(sql)
         rows, description = await self._driver(sql, args, mode, translated=True)
         if rows is None:
@@ -395,11 +457,17 @@ class Session:
     async def _driver(self, sql: str, args: Sequence[Any], mode: str, *, translated: bool) -> tuple[Any, Any]:
         """(rows, SQLite cursor description) of one statement on the driver; `translated`: driver
         errors become ours (db/errors.py) where we know them."""
-        connection = self._connection
         try:
+            if self._inline is not None:  # a short transaction on the loop's own connection
+                self._inline.statements += 1
+                return _sqlite_statement(self._inline.connection, sql, args, mode)
             async with self._lock:
+                connection = await self.connection()
                 if self._is_sqlite:
                     return await connection._execute(_sqlite_statement, connection._conn, sql, args, mode)
+                if mode == _MANY:
+                    await connection.executemany(sql, args)
+                    return None, None
                 if mode == _ALL:
                     return await connection.fetch(sql, *args), None
                 if mode == _ONE:
@@ -419,6 +487,9 @@ class Session:
 def _sqlite_statement(connection, sql: str, args: Sequence[Any], mode: str) -> tuple[Any, Any]:
     """Runs on the aiosqlite worker thread: the statement, its rows and description in one hop
     (aiosqlite's own execute/fetch/close would be three)."""
+    if mode == _MANY:
+        connection.executemany(sql, args).close()
+        return None, None
     cursor = connection.execute(sql, args)
     try:
         if mode == _NONE:

@@ -111,6 +111,8 @@ fields = sa.Table(
     sa.Column("required", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("data", sa.Text, nullable=True),
     _created(),
+    # The machine name (db/field_names.py); nullable only because SQLite cannot add a NOT NULL column.
+    sa.Column("name", sa.String(63), nullable=True),
 )
 
 datatypes_fields = sa.Table(
@@ -215,7 +217,7 @@ plugins = sa.Table(
     sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
     _created(),
     _updated(),
-    # The schema generation that last recorded this plugin (sql/common/0010_plugin_files.sql).
+    # The schema generation that last recorded this plugin (sql/common/0011_plugin_files.sql).
     sa.Column("installed_generation", sa.Integer, nullable=False, server_default="0"),
     sa.Column("tables_generation", sa.Integer, nullable=False, server_default="0"),
     sa.Column("source", sa.String(1024), nullable=False, server_default=""),

@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from modula.db import storable
 from modula.db.connection import Session
 from modula.db.introspection import TableSpec
 from modula.db.types import UTCDateTime
@@ -61,10 +62,12 @@ class CrudError(Exception):
 
     code = "INVALID_INPUT"
 
-    def __init__(self, message: str, path: Path = ()) -> None:
+    def __init__(self, message: str, path: Path = (), *, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.path = tuple(path)
+        if code is not None:
+            self.code = code
 
 
 @dataclass(frozen=True)
@@ -240,8 +243,9 @@ class TableCrud:
         are not returned.
         """
         for i, row in enumerate(rows):
-            for name in row:
+            for name, value in row.items():
                 self._column(name, ("rows", i, name))
+                self._storable(name, value, ("rows", i, name))
         if on_conflict is not None:
             self._check_conflict(rows, on_conflict)
         defaulted = {c.name for c in self.spec.columns if c.has_default}
@@ -385,9 +389,16 @@ class TableCrud:
     def _values(self, values: Mapping[str, Any]) -> Row:
         if not values:
             raise CrudError("nothing to set", ("set",))
-        for name in values:
+        for name, value in values.items():
             self._column(name, ("set", name))
+            self._storable(name, value, ("set", name))
         return dict(values)
+
+    def _storable(self, name: str, value: Any, path: Path) -> None:
+        """A value from a hook or a Lua handler is checked like a client's (see db/storable.py)."""
+        found = storable.problem(value)
+        if found is not None:
+            raise CrudError(f"{self.spec.name}.{name} {found}", path, code="INVALID_VALUE")
 
     def _key_filter(self, key: Mapping[str, Any]) -> sa.ColumnElement[bool]:
         pk = self.spec.primary_key

@@ -6,10 +6,17 @@ statement costs SQLite itself. The budget bounds how long any request can hold t
 database (another process writing) is never waited for here (busy timeout 0), the worker thread's
 connection waits instead. This connection never checkpoints the WAL (that can fsync): its writes
 are checkpointed by the caller through a pooled connection, off the loop.
+
+A short write transaction (one whose statements are all index lookups, such as the core's coupled
+content writes) may take the connection for its whole length (`begin`): its statements then run
+here without a budget, and every other statement goes to a worker thread until it ends. An
+interrupted write would roll the whole transaction back, so it is never interrupted; the
+transactions that ask for this are the ones that cannot run long.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -33,6 +40,7 @@ class InlineSQLite:
         self.moved = 0  # interrupted or busy: the caller ran them on a worker thread
         self._deadline = 0.0
         self._slow: dict[str, None] = {}  # insertion-ordered: the oldest is forgotten first
+        self.owner: object | None = None  # the session whose transaction holds the connection
         self._connection = sqlite3.connect(path, uri=uri, isolation_level=None)
         for pragma in ("PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 0", "PRAGMA synchronous = NORMAL",
                        "PRAGMA wal_autocheckpoint = 0"):
@@ -51,7 +59,7 @@ class InlineSQLite:
         locked by a writer); an interrupted or refused statement changed nothing. Other errors
         (constraints, SQL) are raised as sqlite3 raises them. A statement that once overran the
         budget is not tried here again (while it is among the last few hundred that did)."""
-        if sql in self._slow:
+        if sql in self._slow or self.owner is not None:
             self.moved += 1
             return None
         self._deadline = time.perf_counter() + self.budget_seconds
@@ -73,6 +81,45 @@ class InlineSQLite:
             raise
         self.statements += 1
         return rows
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The connection, for the statements of the transaction that holds it (see `begin`)."""
+        return self._connection
+
+    def begin(self, owner: object) -> bool:
+        """BEGIN IMMEDIATE for `owner`'s transaction; False (and nothing begun) when the connection
+        is taken or another process is writing: the transaction then runs on a worker thread,
+        whose connection waits for the file. The caller holds the process's write lock."""
+        if self.owner is not None:
+            return False
+        self._deadline = math.inf  # statements of a held transaction are never interrupted
+        try:
+            self._connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            self._deadline = 0.0
+            if self._connection.in_transaction:
+                self._connection.execute("ROLLBACK")
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _MOVE_ELSEWHERE:
+                return False
+            raise
+        self.owner = owner
+        self.statements += 1
+        return True
+
+    def end(self, verb: str) -> None:
+        """COMMIT or ROLLBACK the held transaction and give the connection back; the transaction
+        has ended even when COMMIT fails (it is rolled back then)."""
+        try:
+            self._connection.execute(verb)
+        except sqlite3.Error:
+            if self._connection.in_transaction:
+                self._connection.execute("ROLLBACK")
+            raise
+        finally:
+            self.owner = None
+            self._deadline = 0.0
+            self.statements += 1
 
     def close(self) -> None:
         self._connection.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from modula.db import field_names
 from modula.db.connection import Session
 from modula.db.types import UTCDateTime, utcnow
 from modula.resources import resource_dir
@@ -24,6 +25,8 @@ schema_migrations = sa.Table(
 
 # Any constant works; it only has to be the same in every process that migrates.
 _PG_MIGRATION_LOCK = 74_211_001
+# Data changes SQL cannot express, run in the transaction of the migration they follow.
+_DATA_STEPS = {"0010_field_names": field_names.backfill}
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ async def migrate(session: Session, *, sql_dir: Path | None = None, progress=Non
             if progress:
                 progress(migration.version)
             await session.execute_script(migration.path.read_text())
+            if migration.version in _DATA_STEPS:
+                await _DATA_STEPS[migration.version](session)
             await session.execute(
                 schema_migrations.insert().values(version=migration.version, applied_at=utcnow())
             )

@@ -1,7 +1,7 @@
 """PostgreSQL's change notifications, heard on one dedicated connection that LISTENs.
 
 The database NOTIFYs in the transaction of every change other processes must follow (triggers on
-the generation counters: sql/postgresql/0011_change_notifications.sql), so a notification arrives
+the generation counters: sql/postgresql/0012_change_notifications.sql), so a notification arrives
 only after the change committed. A connection that is lost is opened again with backoff; each
 time it (re)connects, `on_connect` runs, so the owner resynchronises with whatever it missed.
 """

@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from modula.db import confinement
+from modula.db import confinement, storable
 from modula.db.confinement import PluginGrant, SQLitePolicy
 from modula.db.connection import Database, Session
 from modula.db.errors import PluginSQLDenied, PluginSQLError, PluginSQLTimeout, translate
@@ -154,6 +154,7 @@ def bind(sql: str, params: Params, dialect: str) -> tuple[str, Sequence[Any] | M
     holders = scanned.placeholders
     if params is None:
         params = []
+    _check_storable(params)
     if isinstance(params, Mapping):
         if any(h.name is None for h in holders):
             raise PluginSQLError("parameters were given by name but the statement uses ? placeholders")
@@ -177,6 +178,21 @@ def bind(sql: str, params: Params, dialect: str) -> tuple[str, Sequence[Any] | M
         return sql, list(params), scanned
     numbers = iter(range(1, len(holders) + 1))
     return _replace(sql, holders, lambda h: f"${next(numbers)}"), list(params), scanned
+
+
+def _check_storable(params: Params) -> None:
+    """A value neither database stores alike (Infinity, a NUL, a lone surrogate) is refused on
+    both, naming the parameter, before the statement runs."""
+    if isinstance(params, Mapping):
+        named = [(f":{name}", value) for name, value in params.items()]
+    elif isinstance(params, Sequence) and not isinstance(params, (str, bytes)):
+        named = [(f"parameter {i}", value) for i, value in enumerate(params, start=1)]
+    else:
+        return
+    for name, value in named:
+        found = storable.problem(value)
+        if found is not None:
+            raise PluginSQLError(f"{name} {found}")
 
 
 def _replace(sql: str, holders: Sequence[Placeholder], render) -> str:
@@ -282,7 +298,7 @@ class PluginSQL:
     # SQLite
 
     async def _run_sqlite(self, sql: str, args):
-        raw = self.session.driver_connection
+        raw = await self.session.connection()
         expected_transaction = self.session.in_transaction
         if self._policy is None:
             keys = await raw._execute(confinement.sqlite_referenced_keys, raw._conn, self.grant)
@@ -320,7 +336,7 @@ class PluginSQL:
             raise PluginSQLDenied("not authorized: transaction statements are not allowed in plugin SQL: use the transaction API")
         if scanned.first_word in _PG_DENIED_WORDS:
             raise PluginSQLDenied(f"not authorized: {scanned.first_word.upper()} is not allowed in plugin SQL")
-        connection = self.session.driver_connection
+        connection = await self.session.connection()
         in_transaction = self.session.in_transaction
         self.session.state_changed = True  # SET below, and whatever the plugin's SQL does
         # The role's own statement_timeout can be changed by the plugin with SET, so the budget

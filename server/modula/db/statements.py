@@ -12,6 +12,7 @@ length) cannot grow it past `size`.
 from __future__ import annotations
 
 import collections
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -59,10 +60,11 @@ class Shape:
     """One compiled statement shape: its SQL, which value goes to which placeholder, and (SQLite)
     how rows of each column layout are processed."""
 
-    __slots__ = ("compiled", "sql", "binds", "expands", "is_ddl", "_rows")
+    __slots__ = ("compiled", "sql", "binds", "expands", "is_ddl", "template", "_rows")
 
-    def __init__(self, compiled, is_ddl: bool) -> None:
+    def __init__(self, compiled, is_ddl: bool, template: sa.sql.ClauseElement | None = None) -> None:
         self.compiled = compiled
+        self.template = template  # the statement itself, for a template (kept by identity)
         self.sql = compiled.string
         self.is_ddl = is_ddl
         self.expands = not is_ddl and bool(compiled.post_compile_params or compiled.literal_execute_params)
@@ -146,6 +148,18 @@ class StatementCache:
         if shape is None:
             shape = self._store(cache_key.key, self._compile(statement, cache_key, False))
         return self._bound(shape, shape.compiled.construct_params(extracted_parameters=cache_key.bindparams))
+
+    def prepare_template(self, statement: sa.sql.ClauseElement, params: Mapping[str, Any]) -> tuple[str, list[Any], Shape]:
+        """(SQL text, bound values, shape) for a template: a statement built once (a module
+        constant) whose values are all named `sa.bindparam`s, given here by name. It is compiled on
+        first use and found again by identity, so binding costs neither building nor keying it."""
+        key = ("template", id(statement))
+        shape = self._shape(key)
+        if shape is None or shape.template is not statement:
+            self.compilations += 1
+            compiled = self.dialect.statement_compiler(self.dialect, statement, cache_key=None)
+            shape = self._store(key, Shape(compiled, False, statement))
+        return self._bound(shape, shape.compiled.construct_params(params=params))
 
     def _prepare_rows_insert(self, statement: sa.Insert) -> tuple[str, list[Any], Shape] | None:
         """A multi-row INSERT of plain values, which SQLAlchemy does not key: keyed here by the

@@ -1,8 +1,12 @@
-"""Turns one request yielded by a Lua handler into a checked call on the plugin host."""
+"""Turns one request yielded by a Lua handler into a checked call on the plugin host.
+
+A request is read and checked on the plugin's Lua thread (``prepare``: its arguments are Lua
+values) and awaited on the event loop (the returned ``Pending``: plain Python only).
+"""
 from __future__ import annotations
 
 import fnmatch
-import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,26 +21,31 @@ class RequestRefused(Exception):
     """The plugin asked for something malformed or not allowed; the message goes back to Lua."""
 
 
+Pending = Callable[[float], Awaitable[Any]]
+"""A checked request, awaited on the loop with the seconds left in the call's budget."""
+
+
 class HostRequest:
-    """One pending request from a handler, with the open transactions of its call."""
+    """The requests of one handler call, with the transactions it has open."""
 
     def __init__(self, values: LuaValues, host: Host, open_txs: set[int],
-                 http_hosts: tuple[str, ...]) -> None:
+                 http_hosts: tuple[str, ...], deadline: float) -> None:
         self._values = values
-        self._deadline: float | None = None
+        self._deadline = deadline
         self._host = host
         self._open_txs = open_txs
         self._http_hosts = http_hosts
 
-    async def serve(self, op: str, args: tuple, remaining: float) -> Any:
-        """Await the host method for ``op``; the result is plain Python, ready for ``to_lua``."""
-        self._deadline = time.monotonic() + remaining
+    def prepare(self, op: str, args: tuple) -> Pending:
+        """Read and check ``op``'s Lua arguments (on the Lua thread); the result, awaited on the
+        loop, calls the host and returns plain Python, ready for ``to_lua``."""
+        host = self._host
         if op in ("query", "query_one", "exec"):
             sql, params, tx = _arg(args, 0), _arg(args, 1), self._tx(_arg(args, 2), op)
             if not isinstance(sql, bytes):
                 raise RequestRefused(f"{op}: sql must be a string")
-            method = getattr(self._host, op)
-            return await method(sql.decode("utf-8", "replace"), self._params(op, params), tx)
+            method, text, plain = getattr(host, op), sql.decode("utf-8", "replace"), self._params(op, params)
+            return lambda remaining: method(text, plain, tx)
         if op == "insert":
             table, values, tx = _arg(args, 0), _arg(args, 1), self._tx(_arg(args, 2), op)
             if not isinstance(table, bytes):
@@ -44,26 +53,37 @@ class HostRequest:
             row = self._from_lua(op, values)
             if not isinstance(row, dict):
                 raise RequestRefused("insert: values must be a table of column = value")
-            return await self._host.insert(table.decode("utf-8", "replace"), row, tx)
+            name = table.decode("utf-8", "replace")
+            return lambda remaining: host.insert(name, row, tx)
         if op == "begin":
-            tx = await self._host.begin()
-            self._open_txs.add(tx)
-            return tx
+            return lambda remaining: self._begin()
         if op == "rollback":
             tx = self._tx(_arg(args, 0), op)
-            self._open_txs.discard(tx)
-            return await self._host.rollback(tx)
+            return lambda remaining: self._rollback(tx)
         if op == "commit":
             tx = self._tx(_arg(args, 0), op)
-            self._open_txs.discard(tx)
-            try:
-                return await self._host.commit(tx)
-            except Exception:
-                await _quietly(self._host.rollback(tx))
-                raise
+            return lambda remaining: self._commit(tx)
         if op == "http":
-            return await self._http(self._from_lua("http.request", _arg(args, 0)), remaining)
+            method, url, headers, body, timeout = self._http(self._from_lua("http.request", _arg(args, 0)))
+            return lambda remaining: host.http_request(method, url, headers, body, min(timeout, remaining))
         raise RequestRefused(f"unknown request {op!r}")
+
+    async def _begin(self) -> int:
+        tx = await self._host.begin()
+        self._open_txs.add(tx)
+        return tx
+
+    async def _rollback(self, tx: int) -> None:
+        self._open_txs.discard(tx)
+        return await self._host.rollback(tx)
+
+    async def _commit(self, tx: int) -> None:
+        self._open_txs.discard(tx)
+        try:
+            return await self._host.commit(tx)
+        except Exception:
+            await _quietly(self._host.rollback(tx))
+            raise
 
     def _tx(self, tx: Any, op: str) -> int | None:
         if tx is None:
@@ -88,7 +108,7 @@ class HostRequest:
         except ConversionError as error:
             raise RequestRefused(f"{op}: {error}") from None
 
-    async def _http(self, spec: Any, remaining: float) -> dict:
+    def _http(self, spec: Any) -> tuple[str, str, dict, str | None, float]:
         if not isinstance(spec, dict):
             raise RequestRefused("http.request expects a table")
         method = str(spec.get("method", "GET")).upper()
@@ -112,8 +132,7 @@ class HostRequest:
         timeout = spec.get("timeout", DEFAULT_HTTP_TIMEOUT)
         if not isinstance(timeout, (int, float)) or timeout <= 0:
             raise RequestRefused("http.request: timeout must be a positive number of seconds")
-        return await self._host.http_request(method, url, headers, body,
-                                             min(float(timeout), remaining))
+        return method, url, headers, body, float(timeout)
 
 
 def host_allowed(url: str, allowed: tuple[str, ...] | list[str]) -> bool:

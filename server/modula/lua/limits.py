@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from modula.config import Settings
 
 
 @dataclass(frozen=True)
@@ -21,3 +25,11 @@ class Limits:
     seconds: float = 5.0
     max_string_op_input: int = 1_000_000
     pattern_steps: int = 50_000_000
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        """The budgets the server is configured with (``lua_*`` settings, ``MODULA_LUA_*``)."""
+        return cls(instructions=settings.lua_instructions, memory_bytes=settings.lua_memory_bytes,
+                   seconds=settings.lua_seconds,
+                   max_string_op_input=settings.lua_max_string_op_input,
+                   pattern_steps=settings.lua_pattern_steps)

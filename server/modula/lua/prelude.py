@@ -20,6 +20,7 @@ local s_rep, s_sub, s_byte = string.rep, string.sub, string.byte
 local t_insert, t_remove, t_move = table.insert, table.remove, table.move
 local math_type, math_huge = math.type, math.huge
 local clock, py_cap, py_uncap = py.clock, py.cap_memory, py.uncap_memory
+local cpu_clock = os.clock
 
 -- Lupa pushes a Python function's results outside Lua's protected mode, where an allocation
 -- refused by the memory cap aborts or deadlocks the process: Python callbacks run uncapped.
@@ -43,6 +44,11 @@ local py_log, py_declare = uncapped(py.log), uncapped(py.declare)
 local py_json_encode, py_json_decode = uncapped(py.json_encode), uncapped(py.json_decode)
 
 local COUNT = 10000
+-- The wall clock is Python's, and each read takes the GIL from the event loop's thread: read it
+-- only after this much process CPU time (C's clock(), no GIL) since the last read, so a busy
+-- handler reads it tens of times a second instead of thousands, and overshoots its deadline by
+-- about this much at most.
+local WALL_CLOCK_EVERY = 0.02
 local MAX_STRING = config.max_string_op_input
 local PATTERN_STEPS = config.pattern_steps
 local MAX_BUILT = config.memory_bytes
@@ -61,8 +67,12 @@ local function hook()
     c.used = c.used + COUNT
     if c.used > c.budget then
       c.dead, c.reason = "BUDGET_EXCEEDED", "instruction budget exceeded"
-    elseif clock() > c.deadline then
-      c.dead, c.reason = "TIMEOUT", "time budget exceeded"
+    else
+      local cpu = cpu_clock()
+      if cpu >= c.next_wall_read then
+        c.next_wall_read = cpu + WALL_CLOCK_EVERY
+        if clock() > c.deadline then c.dead, c.reason = "TIMEOUT", "time budget exceeded" end
+      end
     end
   end
   local thread = co_running()

@@ -1,12 +1,17 @@
-"""One plugin's sandboxed Lua runtime: loads init.lua and runs handlers as coroutines on asyncio."""
+"""One plugin's sandboxed Lua runtime: loads init.lua and runs handlers as coroutines on its own
+thread, serving their database and HTTP requests on the asyncio loop."""
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import os
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from lupa import lua54
 
@@ -17,26 +22,38 @@ from .errors import LuaPluginError
 from .host import Host
 from .limits import Limits
 from .prelude import PRELUDE
-from .host_requests import HostRequest, RequestRefused
+from .host_requests import HostRequest, Pending, RequestRefused
 from .validation import DeclarationCollector, DeclarationError
 from .values import ConversionError, ConversionTimeout, LuaValues
 
 MAX_MESSAGE = 2000
 MEMORY_MESSAGE = "not enough memory"
+LUA_THREAD_NICENESS = 19
 logger = logging.getLogger("modula.lua")
+T = TypeVar("T")
 
 
 @dataclass
 class _Call:
-    """The running state of one call: its Lua-side budget table, host and open transactions."""
+    """The running state of one call: its Lua-side budget table and coroutine (both touched only
+    on the Lua thread), its host and open transactions."""
 
-    state: Any
     deadline: float
     host: Host | None = None
+    state: Any = None
+    co: int | None = None
+    op: str = ""  # the request the coroutine is waiting on
     open_txs: set[int] = field(default_factory=set)
     host_errors: list[str] = field(default_factory=list)
     out_of_memory: bool = False
     requests: HostRequest | None = None
+
+
+@dataclass(frozen=True)
+class _Done:
+    """The handler returned; ``value`` is its result as plain Python."""
+
+    value: Any
 
 
 def _deny_attributes(obj: Any, name: Any, is_setting: bool) -> Any:
@@ -46,10 +63,16 @@ def _deny_attributes(obj: Any, name: Any, is_setting: bool) -> Any:
 class PluginRuntime:
     """A Lua state for one plugin; ``load`` runs init.lua once, ``call`` runs one handler.
 
-    Concurrent calls need no lock: each call is its own Lua coroutine, and Lua only runs in
-    synchronous ``step``s between awaits, so coroutines interleave only at host requests.
-    Plugin globals are shared by all calls of the plugin. A step runs on the event loop
-    thread, so a runaway handler blocks the loop for at most ``limits.seconds``.
+    Every touch of the Lua state happens on the runtime's own thread (one per runtime, so one
+    plugin's steps never run at once and need no lock); the event loop only awaits the host's
+    database and HTTP calls, with plain Python values. Lupa releases the GIL while Lua runs
+    (C functions such as ``string.find`` included), so a runaway handler holds neither the loop
+    nor the interpreter: its call ends with ``TIMEOUT`` when ``limits.seconds`` are up, even
+    while an uninterruptible C function still runs; the thread finishes that step afterwards.
+    The thread runs at the lowest CPU priority, and the instruction hook reads Python's wall
+    clock (which takes the GIL) only every few milliseconds of CPU time (see ``prelude``), so
+    busy handlers leave the loop both the CPU and the interpreter. Each call is its own Lua
+    coroutine, so calls of one plugin interleave at host requests and share its globals.
 
     The memory cap holds only while plugin code runs. Lupa builds Lua values for Python (call
     arguments, ``table_from``, a Python function's results) outside Lua's protected mode, where
@@ -94,9 +117,19 @@ class PluginRuntime:
         self._active: _Call | None = None
         self._loaded = False
         self._closed = False
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lua-{plugin_name}",
+                                          initializer=_yield_cpu_to_the_loop)
 
     def load(self, source: str, chunkname: str = "init.lua") -> Declarations:
-        """Run init.lua in the sandbox and return what it declared."""
+        """Run init.lua in the sandbox and return what it declared (blocks the calling thread;
+        on the event loop use ``load_async``)."""
+        return self._submit(self._load, source, chunkname).result()
+
+    async def load_async(self, source: str, chunkname: str = "init.lua") -> Declarations:
+        """``load`` for the event loop: init.lua runs on the runtime's thread."""
+        return await asyncio.wrap_future(self._submit(self._load, source, chunkname))
+
+    def _load(self, source: str, chunkname: str) -> Declarations:
         self._check_open()
         if self._loaded:
             raise LuaPluginError(self.plugin_name, "init.lua is already loaded in this runtime")
@@ -109,53 +142,123 @@ class PluginRuntime:
             raise self._memory_failure(call) from None
         if co is None:
             raise LuaPluginError(self.plugin_name, _text(error[0] if error else "load failed"))
+        call.co = co
         try:
-            outcome = self._step(call, co)
+            outcome = self._step(call)
             if outcome[0] != b"done":
                 raise self._failure(call, outcome)
         finally:
-            self._end(call, co)
+            self._end(call)
             self._collector, collector = None, self._collector
         self._loaded = True
         return collector.result
 
     async def call(self, handler: HandlerRef, args: Any, ctx: dict, host: Host) -> Any:
-        """Run one handler as a coroutine, serving its host requests; return its plain result."""
+        """Run one handler as a coroutine on the Lua thread, serving its host requests on the
+        loop; return its plain result."""
         self._check_open()
         if not self._loaded:
             raise LuaPluginError(self.plugin_name, "call before init.lua was loaded")
-        call = self._new_call(loading=False, host=host)
-        co = self._trusted.start(handler.index)
-        if co is None:
-            raise LuaPluginError(self.plugin_name, f"unknown handler {handler.index}")
+        call = _Call(deadline=time.monotonic() + self.limits.seconds, host=host)
         try:
             async with asyncio.timeout(self.limits.seconds):
-                outcome = self._step(call, co, *self._handler_args(call, handler, args, ctx))
-                while outcome[0] == b"request":
-                    reply = await self._serve(call, outcome[1].decode(), outcome[2:])
-                    outcome = self._step(call, co, *reply)
-            if outcome[0] != b"done":
-                raise self._failure(call, outcome)
-            result = self._values.from_lua(outcome[1] if len(outcome) > 1 else None, call.deadline)
+                step = await self._on_thread(self._start, call, handler, args, ctx)
+                while not isinstance(step, _Done):
+                    reply = await self._serve(call, step)
+                    step = await self._on_thread(self._resume, call, *reply)
         except (TimeoutError, ConversionTimeout):
             raise self._timeout(call) from None
-        except ConversionError as error:
-            raise LuaPluginError(self.plugin_name, f"handler result: {error}") from None
         finally:
-            self._end(call, co)
+            # Queued behind the step still running, if any: the request does not wait for it.
+            self._submit_quietly(self._end, call)
             left_open = await self._roll_back_open(call)
         if left_open:
             raise LuaPluginError(self.plugin_name,
                                  "transaction left open by the handler (rolled back)")
-        return result
+        return step.value
 
     def close(self) -> None:
-        """Release the Lua state; the runtime refuses further use."""
+        """Release the Lua state once the thread has run what is queued; the runtime refuses
+        further use."""
+        if self._closed:
+            return
         self._closed = True
-        self._trusted = self._values = self._lua = None
+        self._thread.submit(self._release)
+        self._thread.shutdown(wait=False)
 
     def memory_used(self) -> int:
-        return self._lua.get_memory_used()
+        return self._submit(self._lua.get_memory_used).result()
+
+    # On the Lua thread ---------------------------------------------------------------------
+    def _start(self, call: _Call, handler: HandlerRef, args: Any, ctx: dict) -> _Done | Pending:
+        self._check_open()
+        call.state = self._new_state(call.deadline, loading=False)
+        call.co = self._trusted.start(handler.index)
+        if call.co is None:
+            raise LuaPluginError(self.plugin_name, f"unknown handler {handler.index}")
+        return self._advance(call, self._handler_args(call, handler, args, ctx))
+
+    def _resume(self, call: _Call, ok: bool, result: Any) -> _Done | Pending:
+        """Hand the loop's answer to a request back to the coroutine and run it on."""
+        if not ok:
+            return self._advance(call, (False, result.encode()))
+        try:
+            return self._advance(call, (True, self._values.to_lua(result)))
+        except lua54.LuaMemoryError:
+            raise self._memory_failure(call) from None
+        except ConversionError as error:
+            message = _text(f"{call.op}: host returned {error}")
+            call.host_errors.append(message)
+            return self._advance(call, (False, message.encode()))
+
+    def _advance(self, call: _Call, reply: tuple) -> _Done | Pending:
+        """Run the coroutine until it returns or asks for something only the loop can do; a
+        refused request is answered here at once."""
+        while True:
+            outcome = self._step(call, *reply)
+            if outcome[0] != b"request":
+                break
+            if call.requests is None:
+                call.requests = HostRequest(self._values, call.host, call.open_txs,
+                                            self.http_hosts, call.deadline)
+            call.op = outcome[1].decode()
+            try:
+                return call.requests.prepare(call.op, outcome[2:])
+            except RequestRefused as refused:
+                reply = (False, _text(str(refused)).encode())
+        if outcome[0] != b"done":
+            raise self._failure(call, outcome)
+        try:
+            return _Done(self._values.from_lua(outcome[1] if len(outcome) > 1 else None,
+                                               call.deadline))
+        except ConversionTimeout:
+            raise
+        except ConversionError as error:
+            raise LuaPluginError(self.plugin_name, f"handler result: {error}") from None
+
+    def _release(self) -> None:
+        self._trusted = self._values = self._lua = None
+
+    # Between the loop and the thread -------------------------------------------------------
+    def _submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        try:
+            return self._thread.submit(fn, *args)
+        except RuntimeError:  # the executor was shut down by close()
+            raise LuaPluginError(self.plugin_name, "runtime is closed") from None
+
+    async def _on_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.wrap_future(self._submit(fn, *args))
+
+    def _submit_quietly(self, fn: Callable[..., Any], *args: Any) -> None:
+        def logged() -> None:
+            try:
+                fn(*args)
+            except Exception:
+                logger.exception("plugin %s: cleanup on the Lua thread failed", self.plugin_name)
+        try:
+            self._thread.submit(logged)
+        except RuntimeError:
+            pass  # closed: the state is released with everything in it
 
     def _hold_memory_cap(self) -> None:
         self._lua.set_max_memory(self._memory_cap, total=True)
@@ -179,14 +282,17 @@ class PluginRuntime:
         if self._closed:
             raise LuaPluginError(self.plugin_name, "runtime is closed")
 
-    def _new_call(self, *, loading: bool, host: Host | None = None) -> _Call:
-        deadline = time.monotonic() + self.limits.seconds
+    def _new_call(self, *, loading: bool) -> _Call:
+        call = _Call(deadline=time.monotonic() + self.limits.seconds)
+        call.state = self._new_state(call.deadline, loading=loading)
+        return call
+
+    def _new_state(self, deadline: float, *, loading: bool) -> Any:
         # `dead` and `reason` exist from the start: the hook that sets them must not allocate,
         # since it may run with the plugin's memory already at its cap.
-        state = self._lua.table_from({b"budget": self.limits.instructions, b"used": 0,
-                                      b"deadline": deadline, b"loading": loading,
-                                      b"dead": False, b"reason": False})
-        return _Call(state=state, deadline=deadline, host=host)
+        return self._lua.table_from({b"budget": self.limits.instructions, b"used": 0,
+                                     b"deadline": deadline, b"loading": loading,
+                                     b"dead": False, b"reason": False, b"next_wall_read": 0.0})
 
     def _handler_args(self, call: _Call, handler: HandlerRef, args: Any, ctx: dict) -> tuple:
         to_lua = self._values.to_lua
@@ -201,10 +307,10 @@ class PluginRuntime:
             raise LuaPluginError(self.plugin_name, f"handler arguments: {error}",
                                  "HOST_ERROR") from None
 
-    def _step(self, call: _Call, co: Any, *args: Any) -> tuple:
+    def _step(self, call: _Call, *args: Any) -> tuple:
         self._active = call
         try:
-            outcome = self._trusted.step(call.state, co, *args)
+            outcome = self._trusted.step(call.state, call.co, *args)
         except lua54.LuaMemoryError:
             raise self._memory_failure(call) from None
         except lua54.LuaError as error:
@@ -214,30 +320,19 @@ class PluginRuntime:
             self._lift_memory_cap()  # the prelude lifts it too, unless the step itself failed
         return _many(outcome)
 
-    async def _serve(self, call: _Call, op: str, args: tuple) -> tuple:
+    async def _serve(self, call: _Call, request: Pending) -> tuple[bool, Any]:
+        """On the loop: await the host for one request; a failure becomes Lua's error message."""
         remaining = call.deadline - time.monotonic()
         if remaining <= 0:
             raise self._timeout(call)
-        if call.requests is None:
-            call.requests = HostRequest(self._values, call.host, call.open_txs, self.http_hosts)
         try:
-            result = await call.requests.serve(op, args, remaining)
-        except ConversionTimeout:
-            raise self._timeout(call) from None
+            return True, await request(remaining)
         except RequestRefused as refused:
-            return False, _text(str(refused)).encode()
+            return False, _text(str(refused))
         except Exception as error:
             message = _text(str(error) or type(error).__name__)
             call.host_errors.append(message)
-            return False, message.encode()
-        try:
-            return True, self._values.to_lua(result)
-        except lua54.LuaMemoryError:
-            raise self._memory_failure(call) from None
-        except ConversionError as error:
-            message = f"{op}: host returned {error}"
-            call.host_errors.append(message)
-            return False, message.encode()
+            return False, message
 
     def _failure(self, call: _Call, outcome: tuple) -> LuaPluginError:
         message = _text(outcome[1]) if len(outcome) > 1 else "handler failed"
@@ -251,10 +346,11 @@ class PluginRuntime:
             return LuaPluginError(self.plugin_name, message, "HOST_ERROR")
         return LuaPluginError(self.plugin_name, message)
 
-    def _end(self, call: _Call, co: int) -> None:
-        self._trusted.finish(co)
-        if call.out_of_memory:
-            self._trusted.collect()
+    def _end(self, call: _Call) -> None:
+        if call.co is not None and self._trusted is not None:
+            self._trusted.finish(call.co)
+            if call.out_of_memory:
+                self._trusted.collect()
 
     def _memory_failure(self, call: _Call) -> LuaPluginError:
         call.out_of_memory = True
@@ -314,6 +410,15 @@ class PluginRuntime:
             return False, f"json.decode: {error}".encode()
         except lua54.LuaMemoryError:
             return False, MEMORY_MESSAGE.encode()
+
+
+def _yield_cpu_to_the_loop() -> None:
+    """Run this Lua thread at the lowest CPU priority (Linux nice values are per thread): with
+    more busy handlers than cores, the event loop thread still gets the CPU when it needs it."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LUA_THREAD_NICENESS)
+    except (AttributeError, OSError):  # not Linux, or not allowed: the thread runs as it is
+        pass
 
 
 def _many(values: Any) -> tuple:

@@ -10,6 +10,7 @@ from pathlib import Path
 from graphql import GraphQLObjectType, GraphQLSchema, print_type
 
 from modula.lua.errors import LuaPluginError
+from modula.lua.limits import Limits
 from modula.lua.runtime import PluginRuntime
 from modula.plugins.errors import PluginError
 from modula.plugins.manifest import read_manifest
@@ -25,7 +26,7 @@ class CheckReport:
         return not self.problems
 
 
-async def check_plugin(folder: Path) -> CheckReport:
+async def check_plugin(folder: Path, limits: Limits = Limits()) -> CheckReport:
     """Manifest, then init.lua (syntax and declarations: table names, columns, hooks), then an install
     into a throwaway SQLite database and a schema build (types named in registrations)."""
     report = CheckReport()
@@ -35,20 +36,21 @@ async def check_plugin(folder: Path) -> CheckReport:
     except PluginError as exc:
         report.problems.append(_line(shown, exc.location, _without_location(exc)))
         return report
-    runtime = PluginRuntime(manifest.name, http_hosts=list(manifest.http_hosts))
+    runtime = PluginRuntime(manifest.name, limits=limits, http_hosts=list(manifest.http_hosts))
     try:
-        runtime.load(manifest.init_lua, "init.lua")
+        await runtime.load_async(manifest.init_lua, "init.lua")
     except LuaPluginError as exc:
         report.problems.append(_line(shown, exc.location or "init.lua", exc.message))
         return report
     finally:
         runtime.close()
     with tempfile.TemporaryDirectory(prefix="modula-check-") as scratch:
-        await _install_and_build(folder, shown, f"sqlite:///{Path(scratch) / 'check.db'}", report)
+        await _install_and_build(folder, shown, f"sqlite:///{Path(scratch) / 'check.db'}", report, limits)
     return report
 
 
-async def _install_and_build(folder: Path, shown: Path, database_url: str, report: CheckReport) -> None:
+async def _install_and_build(folder: Path, shown: Path, database_url: str, report: CheckReport,
+                             limits: Limits) -> None:
     from modula.db.connection import Database
     from modula.db.migrations import migrate
     from modula.plugins.host import PluginHost
@@ -56,7 +58,7 @@ async def _install_and_build(folder: Path, shown: Path, database_url: str, repor
 
     database = Database(database_url)
     await database.connect()
-    host = PluginHost(database)
+    host = PluginHost(database, limits=limits)
     try:
         async with database.session() as session:
             await migrate(session)

@@ -104,7 +104,7 @@ class PluginHost:
                 tables = kept.get(entry.name)
                 if tables is None:
                     tables = {name: spec for name, spec in specs.items() if name.startswith(entry.name + "_")}
-                plugin = self.load_stored(entry, tables)
+                plugin = await self.load_stored(entry, tables)
             except PluginError as exc:
                 self._retire(entry.name)
                 self.failures[entry.name] = exc.message
@@ -119,12 +119,12 @@ class PluginHost:
         self.loaded = dict(sorted(self.loaded.items(), key=lambda item: order[item[0]]))
         return generation
 
-    def load_stored(self, stored: registry.StoredPlugin, specs: dict[str, TableSpec]) -> LoadedPlugin:
+    async def load_stored(self, stored: registry.StoredPlugin, specs: dict[str, TableSpec]) -> LoadedPlugin:
         """Run the stored version's init.lua beside its tables' `specs`; no DDL, nothing written."""
         manifest = parse_manifest(stored.files, stored.name)
         runtime = PluginRuntime(manifest.name, limits=self.limits, http_hosts=list(manifest.http_hosts))
         try:
-            declarations = _declare(manifest, runtime)
+            declarations = await _declare(manifest, runtime)
             _check_hooks(manifest.name, declarations)
         except PluginError:
             runtime.close()
@@ -148,7 +148,7 @@ class PluginHost:
         await self._check_namespace(manifest.name)
         runtime = PluginRuntime(manifest.name, limits=self.limits, http_hosts=list(manifest.http_hosts))
         try:
-            declarations = _declare(manifest, runtime)
+            declarations = await _declare(manifest, runtime)
             _check_hooks(manifest.name, declarations)
             step(f"init.lua loaded: {len(declarations.tables)} table(s), {len(declarations.operations)} operation(s), "
                  f"{len(declarations.hooks)} hook(s)")
@@ -160,7 +160,7 @@ class PluginHost:
                     # Planned under the lock: what another process installed meanwhile is in place.
                     live = await reflect_tables(self.database.url, prefix=prefix)
                     metadata = tables.declared_tables(manifest.name, declarations.tables, live)
-                    plan = tables.plan(manifest.name, metadata, live)
+                    plan = tables.plan(manifest.name, metadata, live, self.database.dialect)
                     own_tables = [t.name for t in tables.plugin_tables(manifest.name, metadata)]
                     known = await registry.get_plugin(session, manifest.name)
                     if (plan.empty and known is not None and known["checksum"] == digest and known["enabled"]
@@ -301,9 +301,9 @@ def _grant(manifest: Manifest, own_tables: list[str], limits: Limits) -> confine
                                    statement_timeout_ms=timeout_ms)
 
 
-def _declare(manifest: Manifest, runtime: PluginRuntime) -> Declarations:
+async def _declare(manifest: Manifest, runtime: PluginRuntime) -> Declarations:
     try:
-        return runtime.load(manifest.init_lua, "init.lua")
+        return await runtime.load_async(manifest.init_lua, "init.lua")
     except LuaPluginError as exc:
         raise PluginError(manifest.name, exc.message, location=exc.location or "init.lua", code="PLUGIN_LOAD_FAILED") from None
 

@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from modula.db.connection import Session
 from modula.db.introspection import TableSpec, type_name
 from modula.db.names import COLUMN_NAME, TABLE_NAME, quote_ident
+from modula.plugins import column_defaults
 from modula.plugins.errors import PluginError
 from modula.plugins.manifest import READABLE_CORE_TABLES
 
@@ -150,15 +151,11 @@ def _foreign_key_target(plugin, table_name, spec, names, live, declarations, pro
 
 
 def _default_literal(table_name: str, spec, problems: list[str]):
-    value = spec.default
-    if isinstance(value, bool):
-        return sa.true() if value else sa.false()
-    if isinstance(value, (int, float)):
-        return sa.text(repr(value))
-    if isinstance(value, str):
-        return sa.literal(value)  # rendered with proper quoting by the DDL compiler
-    problems.append(f"{table_name}.{spec.name}: default must be a string, number or boolean")
-    return None
+    try:
+        return column_defaults.server_default(spec.type, spec.default)
+    except ValueError as error:
+        problems.append(f"{table_name}.{spec.name}: {error}")
+        return None
 
 
 def _constraint_name(prefix: str, table: str, columns: list[str]) -> str:
@@ -166,7 +163,7 @@ def _constraint_name(prefix: str, table: str, columns: list[str]) -> str:
     return name[:63]
 
 
-def plan(plugin: str, metadata: sa.MetaData, live: dict[str, TableSpec]) -> Plan:
+def plan(plugin: str, metadata: sa.MetaData, live: dict[str, TableSpec], dialect: str | None = None) -> Plan:
     """What to create or add so the live tables match the declarations; refuses destructive change."""
     result = Plan()
     refused: list[str] = []
@@ -186,6 +183,10 @@ def plan(plugin: str, metadata: sa.MetaData, live: dict[str, TableSpec]) -> Plan
                     refused.append(f"new column {table.name}.{column.name} is NOT NULL without a default: existing rows would have no value")
                 elif column.primary_key:
                     refused.append(f"{table.name}: the primary key cannot change")
+                elif dialect == "sqlite" and isinstance(_default_arg(column), column_defaults.Now):
+                    refused.append(f'new column {table.name}.{column.name} with default "now": SQLite cannot add a '
+                                   "column with a non-constant default to an existing table; declare it nullable without "
+                                   "a default, or in a new table")
                 else:
                     result.new_columns.append((table, column))
                 continue
@@ -202,6 +203,10 @@ def plan(plugin: str, metadata: sa.MetaData, live: dict[str, TableSpec]) -> Plan
     if refused:
         raise PluginError(plugin, "refused destructive change: " + "; ".join(refused), code="DESTRUCTIVE_CHANGE")
     return result
+
+
+def _default_arg(column: sa.Column):
+    return getattr(column.server_default, "arg", None)
 
 
 def _type_name(column: sa.Column) -> str:

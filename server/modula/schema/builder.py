@@ -1,4 +1,5 @@
-"""Composes the GraphQL schema that a server generation serves: the core plus every loaded plugin.
+"""Composes the GraphQL schema that a server generation serves: the core, a generated type per
+datatype, and every loaded plugin.
 
 A plugin whose part does not fit (a name another plugin or the core already uses, a type its Lua
 names but nobody defines, a schema Strawberry refuses) is reported and left out; the others are
@@ -15,15 +16,22 @@ from typing import Any
 
 from strawberry.schema.config import StrawberryConfig
 
+from modula.cms.typed_content import DatatypeShape
 from modula.config import Settings
 from modula.plugins.errors import PluginError
 from modula.schema.compiled import content as core_content
+from modula.schema.compiled import content_write
 from modula.schema.compiled.catalog import Catalog
 from modula.schema.compiled.run import CompiledOperations
+from modula.schema.content_nodes import ContentNodes
 from modula.schema.core_schema import Mutation, Query
+from modula.schema.cost import CostPlans
+from modula.schema.datatype_schema import datatype_parts
 from modula.schema.dynamic import TypeFactory, resolve_default
 from modula.schema.errors import ModulaSchema, mask_internal_errors
 from modula.schema.limits import Limits, RequestLimits
+from modula.schema.naming import datatype_names
+from modula.schema.persisted import PersistedQueries
 from modula.schema.plugin_schema import PluginPart, plugin_part
 from modula.schema.validation_cache import validation_cache
 
@@ -37,7 +45,12 @@ class Build:
     failures: dict[str, str] = field(default_factory=dict)
 
 
-def _schema(query: type, mutation: type, settings: Settings | None = None, catalog: Catalog | None = None) -> ModulaSchema:
+# The part that holds the datatypes' fields; not a valid plugin name, so no plugin can have it.
+_DATATYPES = "(datatypes)"
+
+
+def _schema(query: type, mutation: type, settings: Settings | None = None, catalog: Catalog | None = None,
+            nodes: ContentNodes | None = None, owners: dict[str, str] | None = None) -> ModulaSchema:
     limits = Limits.from_settings(settings or Settings())
     validation = validation_cache(maxsize=256)
     schema = ModulaSchema(
@@ -53,7 +66,14 @@ def _schema(query: type, mutation: type, settings: Settings | None = None, catal
     # The fast path's plans live with the schema and go with it when a swap retires it.
     catalog = catalog or Catalog()
     catalog.core.update(core_content.ROOTS)  # contents and content(id:)
+    catalog.core_writes.update(content_write.WRITES)  # createContent
+    catalog.inputs |= content_write.INPUTS
     schema.compiled = CompiledOperations(catalog, schema._schema, limits, validation.validate)
+    # the estimates of its operations (of those that validate), which go with it
+    schema.costs = CostPlans(schema._schema, validation.validate, schema.compiled.rules)
+    schema.persisted = PersistedQueries()  # automatic persisted queries, afresh with each generation
+    schema.content_nodes = nodes or ContentNodes()  # content rows -> their datatype's generated type
+    schema.name_owners = owners if owners is not None else {}  # who generated which name (core names aside)
     return schema
 
 
@@ -70,13 +90,17 @@ def core_names() -> frozenset[str]:
     return frozenset(graphql.type_map) | frozenset(roots)
 
 
-def build(plugins: Sequence[Any] = (), host: Any = None, settings: Settings | None = None) -> Build:
-    """Core + `plugins` (LoadedPlugin objects of `host`), in the order given: when two plugins
-    generate the same name, the one given first keeps it."""
+def build(plugins: Sequence[Any] = (), host: Any = None, settings: Settings | None = None,
+          datatypes: Sequence[DatatypeShape] = ()) -> Build:
+    """Core + `datatypes` + `plugins` (LoadedPlugin objects of `host`), in the order given: when two
+    generate the same name, the one given first keeps it (datatypes before plugins)."""
     factory = TypeFactory()
     parts: list[PluginPart] = []
     failures: dict[str, str] = {}
     owners = dict.fromkeys(core_names(), "the core schema")
+    nodes = ContentNodes()
+    if datatypes:
+        parts.append(_datatypes_part(factory, datatypes, nodes, owners, failures))
     for plugin in plugins:
         try:
             part = plugin_part(factory, host, plugin)
@@ -91,20 +115,44 @@ def build(plugins: Sequence[Any] = (), host: Any = None, settings: Settings | No
             continue
         owners.update(dict.fromkeys(names, f"plugin {plugin.name}"))
         parts.append(part)
-    schema, refused = _compose(factory, parts, settings)
+    schema, refused = _compose(factory, parts, settings, nodes, owners)
     failures.update(refused)
-    return Build(schema, [p.name for p in parts if p.name not in refused], failures)
+    return Build(schema, [p.name for p in parts if p.name not in refused and p.name != _DATATYPES], failures)
+
+
+def _datatypes_part(factory: TypeFactory, shapes: Sequence[DatatypeShape], nodes: ContentNodes,
+                    owners: dict[str, str], failures: dict[str, str]) -> PluginPart:
+    """The generated types of every datatype whose names are free (the others are reported)."""
+    accepted = []
+    for shape in shapes:
+        generated = datatype_names(shape.type)
+        names = {*generated.types(), *generated.roots()}
+        clash = sorted(names & owners.keys())
+        if clash:
+            taken = ", ".join(f"{name} (from {owners[name]})" for name in clash[:5])
+            failures[f"datatype {shape.type}"] = f"datatype {shape.type} generates names already in use: {taken}"
+            log.error("%s", failures[f"datatype {shape.type}"])
+            continue
+        owners.update(dict.fromkeys(names, f"datatype {shape.type}"))
+        accepted.append(shape)
+    part = PluginPart(_DATATYPES)
+    for generated in datatype_parts(factory, accepted, nodes):
+        part.query.update(generated.query)
+        part.mutation.update(generated.mutation)
+        part.type_names |= generated.type_names
+    return part
 
 
 def _root_names(part: PluginPart) -> set[str]:
     return {value.graphql_name for _, value in (*part.query.values(), *part.mutation.values())}
 
 
-def _compose(factory: TypeFactory, parts: list[PluginPart], settings: Settings | None) -> tuple[ModulaSchema, dict[str, str]]:
+def _compose(factory: TypeFactory, parts: list[PluginPart], settings: Settings | None, nodes: ContentNodes,
+             owners: dict[str, str]) -> tuple[ModulaSchema, dict[str, str]]:
     """The schema with every part; when Strawberry refuses it, parts are added one by one and
     those it refuses are left out."""
     try:
-        return _roots(factory, parts, settings), {}
+        return _roots(factory, parts, settings, nodes, owners), {}
     except Exception:  # noqa: BLE001 - find the plugin to blame below
         log.warning("schema build failed with all plugins; adding them one by one")
     accepted: list[PluginPart] = []
@@ -116,17 +164,20 @@ def _compose(factory: TypeFactory, parts: list[PluginPart], settings: Settings |
         except Exception as exc:  # noqa: BLE001 - Strawberry's errors vary; report the text
             refused[part.name] = f"plugin {part.name}: its schema was refused: {exc}"
             log.error("%s", refused[part.name])
-    return _roots(factory, accepted, settings), refused
+    if _DATATYPES in refused:  # none of them is served: content reads as generic Content
+        nodes.types.clear()
+    return _roots(factory, accepted, settings, nodes, owners), refused
 
 
-def _roots(factory: TypeFactory, parts: list[PluginPart], settings: Settings | None = None) -> ModulaSchema:
+def _roots(factory: TypeFactory, parts: list[PluginPart], settings: Settings | None = None,
+           nodes: ContentNodes | None = None, owners: dict[str, str] | None = None) -> ModulaSchema:
     query = {k: v for part in parts for k, v in part.query.items()}
     mutation = {k: v for part in parts for k, v in part.mutation.items()}
     catalog = Catalog()
     for part in parts:
         catalog.merge(part.catalog)
     return _schema(factory.object_type("Query", query, bases=(Query,)), factory.object_type("Mutation", mutation, bases=(Mutation,)),
-                   settings, catalog)
+                   settings, catalog, nodes, owners)
 
 
 def export_sdl(schema: ModulaSchema) -> str:

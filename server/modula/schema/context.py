@@ -33,3 +33,9 @@ class RequestContext:
         viewers = getattr(self.schemas, "viewers", None)
         if viewers is not None:
             viewers.clear()
+
+    async def core_event(self, event: str, table: str, row: dict[str, Any], operation: str) -> None:
+        """Plugins watching a core table hear of a change this request committed
+        (`plugin.on("after_insert", "content", fn)`)."""
+        if self.schemas is not None:
+            await self.schemas.host.core_event(event, table, dict(row), {"operation": operation})

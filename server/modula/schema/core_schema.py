@@ -5,10 +5,14 @@ from __future__ import annotations
 import strawberry
 from strawberry.scalars import JSON
 
-from modula.cms import content, content_tree, datatypes, routes, sites
+from modula.cms import content, content_tree, datatypes, routes, sites, typed_content
 from modula.cms.datatypes import NewField
-from modula.schema.guards import content_visibility, require, require_content
+from modula.errors import ModulaError
+from modula.schema.guards import content_visibility, narrowed, require, require_content
+from modula.schema.naming import datatype_names
+from modula.schema.filters import UNSET, DateTimeFilter, IntFilter, OrderDirection, StringFilter, to_order, to_where
 from modula.schema.paging import page
+from modula.schema.table_fields import reported
 from modula.schema.auth_schema import AuthMutation, AuthQuery
 from modula.schema.plugin_admin import PluginMutation, PluginQuery
 from modula.schema.core_types import (
@@ -37,6 +41,8 @@ class CreateRouteInput:
 @strawberry.input
 class FieldDefinitionInput:
     label: str
+    name: str | None = strawberry.field(default=None, description="The machine name (camelCase), the field of the "
+                                        "generated type; derived from the label when not given, never changed after")
     type: str = strawberry.field(description="text, richtext, integer, number, boolean, date, datetime, json, media or content")
     required: bool = False
     data: JSON | None = strawberry.field(default=None, description="Free-form settings for editors and frontends.")
@@ -64,10 +70,37 @@ class CreateContentInput:
     status: str = strawberry.field(default="published", description="draft or published")
 
 
-async def _content_event(info: CoreInfo, event: str, row: dict) -> None:
+@strawberry.input(description="Which content nodes, on the columns every node has: every given condition must hold.")
+class ContentFilter:
+    id: IntFilter | None = UNSET
+    status: StringFilter | None = UNSET
+    route_id: IntFilter | None = UNSET
+    parent_id: IntFilter | None = UNSET
+    datatype_id: IntFilter | None = UNSET
+    created_at: DateTimeFilter | None = UNSET
+    updated_at: DateTimeFilter | None = UNSET
+    and_: list[ContentFilter] | None = strawberry.field(default=UNSET, name="and", description="all of these")
+    or_: list[ContentFilter] | None = strawberry.field(default=UNSET, name="or", description="any of these")
+    not_: ContentFilter | None = strawberry.field(default=UNSET, name="not", description="not this")
+
+
+@strawberry.input(description="One column per item, e.g. [{createdAt: DESC}].")
+class ContentOrderBy:
+    id: OrderDirection | None = UNSET
+    position: OrderDirection | None = UNSET
+    status: OrderDirection | None = UNSET
+    route_id: OrderDirection | None = UNSET
+    created_at: OrderDirection | None = UNSET
+    updated_at: OrderDirection | None = UNSET
+
+
+_FILTER_COLUMNS = {name: name for name in ("id", "status", "route_id", "parent_id", "datatype_id", "created_at", "updated_at")}
+_ORDER_COLUMNS = {name: name for name in ("id", "position", "status", "route_id", "created_at", "updated_at")}
+
+
+async def content_event(info: CoreInfo, event: str, row: dict) -> None:
     """Plugins watching core content hear of committed changes (`plugin.on("after_insert", "content", fn)`)."""
-    if info.context.schemas is not None:
-        await info.context.schemas.host.core_event(event, "content", dict(row), {"operation": info.field_name})
+    await info.context.core_event(event, "content", row, info.field_name)
 
 
 async def _require_node(info: CoreInfo, node_id: int, action: str) -> None:
@@ -75,6 +108,19 @@ async def _require_node(info: CoreInfo, node_id: int, action: str) -> None:
     row = await info.context.loaders.content.load(node_id)
     if row is not None:  # a missing node is the service's NOT_FOUND
         require_content(info, row, action)
+
+
+def _check_names_free(info: CoreInfo, datatype_type: str) -> None:
+    """A datatype's generated names may not be taken by the schema being served (core, plugins,
+    other datatypes)."""
+    graphql = info.schema._schema
+    taken = {*graphql.type_map, *graphql.query_type.fields, *graphql.mutation_type.fields}
+    generated = datatype_names(datatype_type)
+    clash = sorted(set(generated.types() + generated.roots()) & taken)
+    if clash:
+        owners = info.schema.name_owners
+        names = ", ".join(f"{name} (from {owners.get(name, 'the core schema')})" for name in clash[:5])
+        raise ModulaError("NAME_TAKEN", f"type {datatype_type!r} would generate names already in use: {names}", ("input", "type"))
 
 
 @strawberry.type
@@ -111,7 +157,7 @@ class Query(AuthQuery, PluginQuery):
         require(info, "read", "content")
         return Content.visible(info, await info.context.loaders.content.load(id))
 
-    @strawberry.field(description="Content nodes by id order, optionally of one route and/or datatype.")
+    @strawberry.field(description="Content nodes by id order (unless ordered), optionally of one route and/or datatype.")
     async def contents(
         self,
         info: CoreInfo,
@@ -119,13 +165,27 @@ class Query(AuthQuery, PluginQuery):
         datatype_id: int | None = None,
         limit: int | None = None,
         offset: int | None = None,
+        where: ContentFilter | None = None,
+        order_by: list[ContentOrderBy] | None = None,
     ) -> list[Content]:
         size, start = page(info.context.settings, limit, offset)
+        if where is not None or order_by is not None:
+            return await _filtered_contents(info, route_id, datatype_id, where, order_by, size, start)
         rows = await content.list_contents(
             info.context.session, route_id=route_id, datatype_id=datatype_id, limit=size, offset=start,
             visible=content_visibility(info),
         )
         return [Content.from_row(row) for row in rows]
+
+
+async def _filtered_contents(info: CoreInfo, route_id, datatype_id, where, order_by, size: int, start: int) -> list[Content]:
+    visible = typed_content.visibility_filter(content_visibility(info))
+    equal = {column: {"eq": value} for column, value in (("route_id", route_id), ("datatype_id", datatype_id)) if value is not None}
+    with reported():
+        condition = narrowed(narrowed(to_where(where, _FILTER_COLUMNS, ("where",)), equal or None), visible)
+        rows = await typed_content.NODES.find(info.context.session, where=condition, limit=size, offset=start,
+                                              order_by=to_order(order_by, _ORDER_COLUMNS, ("orderBy",)))
+    return [Content.from_row(row) for row in rows]
 
 
 @strawberry.type
@@ -144,8 +204,11 @@ class Mutation(PluginMutation, AuthMutation):
     @strawberry.mutation(description="Create a datatype with its fields, in one transaction.")
     async def create_datatype(self, info: CoreInfo, input: CreateDatatypeInput) -> Datatype:
         require(info, "create", "datatype")
-        new_fields = [NewField(label=f.label, type=f.type, required=f.required, data=f.data) for f in input.fields]
+        new_fields = [NewField(label=f.label, type=f.type, required=f.required, data=f.data, name=f.name) for f in input.fields]
+        _check_names_free(info, input.type)
         row = await datatypes.create_datatype(info.context.session, label=input.label, type=input.type, new_fields=new_fields)
+        if info.context.schemas is not None:  # serve its generated type before answering
+            await info.context.schemas.datatypes_changed()
         return Datatype.from_row(row)
 
     @strawberry.mutation(description="Create a content node and all its field values, all or nothing.")
@@ -160,7 +223,7 @@ class Mutation(PluginMutation, AuthMutation):
         )
         require(info, "create", "content")
         row = await content.create_content(info.context.session, new)
-        await _content_event(info, "after_insert", row)
+        await content_event(info, "after_insert", row)
         return Content.from_row(row)
 
     @strawberry.mutation(description="Set field values; a null value clears an optional field.")
@@ -170,14 +233,14 @@ class Mutation(PluginMutation, AuthMutation):
         await _require_node(info, id, "update")
         values = [content.FieldValue(field_id=f.field_id, value=f.value) for f in fields]
         row = await content.update_content(info.context.session, id, values, status=status)
-        await _content_event(info, "after_update", row)
+        await content_event(info, "after_update", row)
         return Content.from_row(row)
 
     @strawberry.mutation(description="Delete a content node and its whole subtree.")
     async def delete_content(self, info: CoreInfo, id: int) -> DeleteContentResult:
         await _require_node(info, id, "delete")
         deleted = await content.delete_content(info.context.session, id)
-        await _content_event(info, "after_delete", {"id": id, "deleted_ids": deleted})
+        await content_event(info, "after_delete", {"id": id, "deleted_ids": deleted})
         return DeleteContentResult(deleted_ids=deleted)
 
     @strawberry.mutation(description="Move a node under another parent (null: the route's root) at a position (null: last).")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -12,6 +12,10 @@ from strawberry.types import Info
 
 from modula.schema.context import RequestContext
 from modula.schema.guards import content_visible, require
+
+if TYPE_CHECKING:
+    from modula.schema.auth_schema import User
+    from modula.schema.content_nodes import ContentNodes
 
 Row = dict[str, Any]
 CoreInfo = Info[RequestContext, None]
@@ -57,6 +61,7 @@ class Route:
 @strawberry.type(description="The definition of one field: its label, value type and whether it is required.")
 class Field:
     id: int
+    name: str = strawberry.field(description="The machine name: the field of the datatype's generated type.")
     label: str
     type: str
     required: bool
@@ -65,7 +70,7 @@ class Field:
 
     @classmethod
     def from_row(cls, row: Row) -> Field:
-        return cls(id=row["id"], label=row["label"], type=row["type"], required=row["required"],
+        return cls(id=row["id"], name=row["name"], label=row["label"], type=row["type"], required=row["required"],
                    data=None if row["data"] is None else json.loads(row["data"]), created_at=row["created_at"])
 
 
@@ -99,10 +104,15 @@ class ContentField:
         return cls(id=row["id"], value=row["value"], field=Field.from_row(row["field"]))
 
 
-@strawberry.type(description="A node of a route's content tree, with its field values.")
-class Content:
+def content_nodes(info: CoreInfo) -> ContentNodes:
+    """The schema's map from a content row to the GraphQL object of its datatype."""
+    return info.schema.content_nodes
+
+
+@strawberry.interface(description="What every content node has, whatever its datatype; `... on Article` reaches "
+                                  "the typed fields of a datatype's generated type.")
+class ContentNode:
     id: int
-    position: int = strawberry.field(description="Order among its siblings, from 0.")
     status: str
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -110,6 +120,41 @@ class Content:
     datatype_id: strawberry.Private[int]
     parent_id: strawberry.Private[int | None]
     author_id: strawberry.Private[int | None]
+
+    @strawberry.field
+    async def route(self, info: CoreInfo) -> Route:
+        require(info, "read", "route")
+        return Route.from_row(await info.context.loaders.route.load(self.route_id))
+
+    @strawberry.field
+    async def parent(self, info: CoreInfo) -> ContentNode | None:
+        if self.parent_id is None:
+            return None
+        row = await info.context.loaders.content.load(self.parent_id)
+        if row is None or not content_visible(info, row):
+            return None
+        found = await content_nodes(info).nodes(info, [row])
+        return found[0] if found else None
+
+    @strawberry.field(description="Direct children in their order.")
+    async def children(self, info: CoreInfo) -> list[ContentNode]:
+        rows = await info.context.loaders.children.load(self.id)
+        return await content_nodes(info).nodes(info, [row for row in rows if content_visible(info, row)])
+
+    @strawberry.field(description="Who created the node (needs read permission on users).")
+    async def author(self, info: CoreInfo) -> Annotated[User, strawberry.lazy("modula.schema.auth_schema")] | None:
+        if self.author_id is None:
+            return None
+        require(info, "read", "user")
+        from modula.schema.auth_schema import User  # auth_schema imports this module
+
+        row = await info.context.loaders.user.load(self.author_id)
+        return User.from_row(row) if row else None
+
+
+@strawberry.type(description="A node of a route's content tree, with its field values.")
+class Content(ContentNode):
+    position: int = strawberry.field(description="Order among its siblings, from 0.")
 
     @classmethod
     def from_row(cls, row: Row) -> Content:
@@ -121,11 +166,6 @@ class Content:
     def visible(cls, info: CoreInfo, row: Row | None) -> Content | None:
         """The node if the viewer may read it, else None (a node they may not see does not exist for them)."""
         return cls.from_row(row) if row is not None and content_visible(info, row) else None
-
-    @strawberry.field
-    async def route(self, info: CoreInfo) -> Route:
-        require(info, "read", "route")
-        return Route.from_row(await info.context.loaders.route.load(self.route_id))
 
     @strawberry.field
     async def datatype(self, info: CoreInfo) -> Datatype:

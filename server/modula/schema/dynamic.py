@@ -59,9 +59,9 @@ class TypeFactory:
         namespace = {key: value for key, (_, value) in fields.items()}
         return strawberry.input(self._class(name, annotations, namespace), name=name, description=description)
 
-    def raw_class(self, name: str) -> type:
+    def raw_class(self, name: str, bases: tuple = ()) -> type:
         """A class to decorate later: for types that refer to each other (or to themselves)."""
-        return self._class(name, {}, {})
+        return self._class(name, {}, {}, bases)
 
     def finish_object(self, cls: type, fields: dict[str, tuple[Any, Any]], description: str | None = None) -> type:
         cls.__annotations__ = {key: annotation for key, (annotation, _) in fields.items()}

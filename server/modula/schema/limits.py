@@ -4,6 +4,7 @@ how aliased a GraphQL document may be, and what production mode keeps from non-a
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,13 +13,16 @@ from typing import Any
 from graphql import (
     DocumentNode,
     FieldNode,
+    FloatValueNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
     GraphQLSyntaxError,
     InlineFragmentNode,
+    IntValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    StringValueNode,
     ValidationContext,
     ValidationRule,
     parse,
@@ -26,6 +30,7 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 
 from modula.config import Settings
+from modula.db import storable
 
 INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
 
@@ -113,7 +118,37 @@ def document_rules(max_depth: int, max_aliases: int) -> tuple[type[ValidationRul
                 self.report_error(coded_error(
                     "TOO_MANY_ALIASES", f"{aliases} aliases exceed the maximum of {max_aliases}", node))
 
-    return QueryDepthRule, AliasCountRule
+    return QueryDepthRule, AliasCountRule, StorableLiteralsRule
+
+
+class StorableLiteralsRule(ValidationRule):
+    """Literals the databases cannot store alike are refused before anything runs: a number that
+    is not finite once read (`1e400` is Infinity) and text with a NUL or a lone surrogate (see
+    db/storable.py; variables are checked by graphql_http.py)."""
+
+    def enter_float_value(self, node: FloatValueNode, *_args: Any) -> None:
+        self._number(node)
+
+    def enter_int_value(self, node: IntValueNode, *_args: Any) -> None:
+        self._number(node)  # 400 digits in a Float position are Infinity too
+
+    def enter_string_value(self, node: StringValueNode, *_args: Any) -> None:
+        found = storable.problem(node.value)
+        if found is not None:
+            self.report_error(coded_error("INVALID_VALUE", f"the string literal {found}", node))
+
+    def _number(self, node: FloatValueNode | IntValueNode) -> None:
+        try:
+            value = float(node.value)
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value):
+            self.report_error(coded_error("INVALID_VALUE", f"the number {_shortened(node.value)} is not finite once read"
+                                                           " (it overflows a double): send a finite number", node))
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= 24 else f"{text[:20]}… ({len(text)} characters)"
 
 
 class IntrospectionForAdminsRule(ValidationRule):

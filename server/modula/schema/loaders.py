@@ -8,6 +8,7 @@ from typing import Any
 
 from strawberry.dataloader import DataLoader
 
+from modula.auth import users
 from modula.cms import content, datatypes, routes, sites
 from modula.db.connection import Session
 
@@ -73,3 +74,7 @@ class Loaders:
     @property
     def values(self) -> DataLoader:
         return self.keyed("values", lambda: _grouped(content.values_of, self.session, "content_data_id"))
+
+    @property
+    def user(self) -> DataLoader:
+        return self.keyed("user", lambda: _by_key(lambda session, ids: users.list_users(session, user_ids=ids), self.session))

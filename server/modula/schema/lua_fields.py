@@ -26,6 +26,7 @@ from modula.plugins.data import coerce_row
 from modula.plugins.errors import PluginError
 from modula.schema import core_types
 from modula.schema.dynamic import TypeFactory, argument, python_name, resolver
+from modula.schema.cost import LUA
 from modula.schema.filters import UNSET
 from modula.schema.table_types import TableApi
 
@@ -173,7 +174,8 @@ class LuaApi:
 
             fn = resolver(resolve, arguments, returns, name=op.name)
             make = strawberry.mutation if kind == "mutation" else strawberry.field
-            fields[python_name(op.name)] = (returns, make(resolver=fn, name=op.name, description=op.description))
+            fields[python_name(op.name)] = (returns, make(resolver=fn, name=op.name, description=op.description,
+                                                          metadata={"cost": LUA}))
         return fields
 
     def type_fields(self, type_name: str, call: CallLua) -> Fields:
@@ -191,7 +193,8 @@ class LuaApi:
                 return convert(await call(decl.handler, (dict(root), args), {"field": f"{decl.type}.{decl.name}"}, info))
 
             fn = resolver(resolve, self._arguments(decl.args, where), returns, name=decl.name)
-            fields["lua_" + decl.name] = (returns, strawberry.field(resolver=fn, name=decl.name, description=decl.description))
+            fields["lua_" + decl.name] = (returns, strawberry.field(resolver=fn, name=decl.name, description=decl.description,
+                                                                    metadata={"cost": LUA}))
         return fields
 
     def check_field_targets(self, generated: set[str]) -> None:

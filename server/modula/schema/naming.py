@@ -4,12 +4,15 @@ For `shop_products` (primary key `product_id`): type `ShopProduct`, list `shopPr
 `shopProduct`, `shopProductsConnection`, `shopProductsAggregate`, `insertShopProducts` /
 `insertShopProduct`, `updateShopProducts` / `updateShopProduct`, `deleteShopProducts` /
 `deleteShopProduct`; columns in camelCase (`stock_count` -> `stockCount`). The last word of the
-table name is singularised for the type (inflect). When singular and plural are the same word
+table name is singularised for the type (inflect). A datatype `blog_post` is named as the table
+`blog_posts` would be (`BlogPost`, `blogPosts`, `blogPost`), its writes `createBlogPost`,
+`updateBlogPost`, `deleteBlogPost`. When singular and plural are the same word
 (`shop_news`), the one-row forms end in `ByPk` (and `insert…One`) so they stay distinct.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -53,6 +56,14 @@ def singular(table: str) -> str:
     return f"{head}_{one}" if head else one
 
 
+@functools.cache
+def plural(word: str) -> str:
+    """`blog_post` -> `blog_posts` (only the last word changes)."""
+    head, _, last = word.rpartition("_")
+    many = _english().plural_noun(last) or last
+    return f"{head}_{many}" if head else many
+
+
 @dataclass(frozen=True)
 class TableNames:
     table: str
@@ -93,6 +104,38 @@ def table_names(table: str) -> TableNames:
         delete="delete" + plural,
         delete_one="delete" + pascal(one_snake) + one_suffix,
     )
+
+
+@dataclass(frozen=True)
+class DatatypeNames:
+    """What a datatype's content is called: the table names of its plural, and its typed writes."""
+
+    table: TableNames
+    create: str
+    update: str
+    delete: str
+
+    def roots(self) -> list[str]:
+        t = self.table
+        return [t.list, t.one, t.connection, t.aggregate, self.create, self.update, self.delete]
+
+    def types(self) -> list[str]:
+        return [self.table.type, *(self.table.derived(suffix) for suffix in DATATYPE_SUFFIXES)]
+
+
+# The helper types of a datatype's generated type: ArticleFilter, ArticleOrderBy, ...
+DATATYPE_SUFFIXES = ("Filter", "OrderBy", "CreateInput", "SetInput", "Edge", "Connection", "Aggregate", "SumFields",
+                     "AvgFields", "MinMaxFields")
+
+
+@functools.cache
+def datatype_names(datatype_type: str) -> DatatypeNames:
+    names = table_names(plural(datatype_type))
+    if names.type != pascal(datatype_type):  # inflect did not find the way back: keep the given word
+        same = camel(datatype_type) == names.list
+        names = dataclasses.replace(names, type=pascal(datatype_type), one=camel(datatype_type) + ("ByPk" if same else ""))
+    kind = names.type
+    return DatatypeNames(names, create="create" + kind, update="update" + kind, delete="delete" + kind)
 
 
 def column_field(column: str) -> str:

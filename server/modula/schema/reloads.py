@@ -1,4 +1,5 @@
-"""Rebuilds and swaps the served schema when plugins change, here or in another server process.
+"""Rebuilds and swaps the served schema when plugins or datatypes change, here or in another server
+process.
 
 Every plugin change bumps the schema generation in the database (in the same transaction as the
 change). A process that changes a plugin rebuilds at once; the others hear of the new generation
@@ -23,6 +24,7 @@ from graphql import find_breaking_changes, find_dangerous_changes
 import sqlalchemy as sa
 
 from modula.auth.viewer_cache import ViewerCache, current_auth_generation
+from modula.cms.typed_content import datatype_shapes
 from modula.config import Settings
 from modula.db.connection import Database
 from modula.db.core_tables import auth_state, schema_state
@@ -87,7 +89,9 @@ class SchemaService:
             # The registry's state at one generation: that number names exactly this schema.
             generation = await self.host.follow_registry()
             plugins = list(self.host.loaded.values())  # in install order: the earlier keeps a clashing name
-            result = await asyncio.to_thread(build, plugins, self.host, self.settings)
+            async with self.database.session() as session:
+                datatypes = await datatype_shapes(session)
+            result = await asyncio.to_thread(build, plugins, self.host, self.settings, datatypes)
             if self.live is None or generation > self.live.current.generation:
                 break
             # A swap the database has not counted (a reload of unchanged files): count it, so the
@@ -131,6 +135,10 @@ class SchemaService:
                 report = await self._rebuild()
                 report.failures[name] = f"{failure} (the previous version keeps serving)"
             return report
+
+    async def datatypes_changed(self) -> SwapReport:
+        """A datatype or its fields changed (and is committed): serve their generated types."""
+        return await self.rebuild()
 
     async def reload_plugin(self, name: str) -> SwapReport:
         return await self.load_plugin(name)

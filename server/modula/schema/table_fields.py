@@ -47,7 +47,7 @@ def reported(path: tuple = ()):
     try:
         yield
     except CrudError as exc:
-        raise ModulaError("INVALID_INPUT", exc.message, (*path, *_graphql_path(exc.path))) from None
+        raise ModulaError(exc.code, exc.message, (*path, *_graphql_path(exc.path))) from None
     except DatabaseError as exc:
         detail = f" ({exc.constraint})" if exc.constraint else ""
         raise ModulaError(exc.code, exc.message + detail, path) from None
@@ -258,6 +258,21 @@ def _on_conflict(api: TableApi, value: Any) -> OnConflict | None:
     )
 
 
+def _chosen_rows(where: dict | None, all_rows: bool, field: str) -> dict | None:
+    """The filter of an update or delete over many rows: one that matches every row (`{}`, or
+    only `and`s of such) is a mistake unless the request says so with `allRows: true`."""
+    if not all_rows and _matches_everything(where):
+        raise ModulaError("ALL_ROWS_NOT_CONFIRMED", f"{field} with an empty `where` would touch every row: give a"
+                          " condition, or add `allRows: true` to mean every row", ("where",))
+    return where
+
+
+def _matches_everything(where: dict | None) -> bool:
+    if not where:
+        return True
+    return set(where) == {"and"} and all(_matches_everything(item) for item in where["and"])
+
+
 def _count(rows: list[NewRow]) -> int:
     return sum(1 + sum(_count(children) for _, children in row.children) for row in rows)
 
@@ -284,13 +299,14 @@ def mutation_fields(api: TableApi, apis: dict[str, TableApi], binding: Binding) 
                 stored = await writer.insert(spec.name, rows, _on_conflict(api, on_conflict))
         return stored[0] if stored else None
 
-    async def update(root, info, where, set):
+    async def update(root, info, where, set, all_rows=False):
         _require_read_if_returning(info, spec.name)
         values = _set_values(api, set)
+        rule = row_filter(info, "update", spec.name)
+        chosen = _chosen_rows(to_where(where, api.attributes, ("where",)), all_rows, names.update)
         async with binding.writing(info) as writer:
             with reported():
-                changed = await writer.update(spec.name, narrowed(to_where(where, api.attributes, ("where",)),
-                                                                  row_filter(info, "update", spec.name)), values, ("where",))
+                changed = await writer.update(spec.name, narrowed(chosen, rule), values, ("where",))
         return {"affected_rows": len(changed), "returning": changed}
 
     async def update_one(root, info, set, **kwargs):
@@ -302,12 +318,13 @@ def mutation_fields(api: TableApi, apis: dict[str, TableApi], binding: Binding) 
                 changed = await writer.update(spec.name, narrowed(_key_where(key), row_filter(info, "update", spec.name)), values, ())
         return changed[0] if changed else None
 
-    async def delete(root, info, where):
+    async def delete(root, info, where, all_rows=False):
         _require_read_if_returning(info, spec.name)
+        rule = row_filter(info, "delete", spec.name)
+        chosen = _chosen_rows(to_where(where, api.attributes, ("where",)), all_rows, names.delete)
         async with binding.writing(info) as writer:
             with reported():
-                gone = await writer.delete(spec.name, narrowed(to_where(where, api.attributes, ("where",)),
-                                                               row_filter(info, "delete", spec.name)), ("where",))
+                gone = await writer.delete(spec.name, narrowed(chosen, rule), ("where",))
         return {"affected_rows": len(gone), "returning": gone}
 
     async def delete_one(root, info, **kwargs):
@@ -327,13 +344,14 @@ def mutation_fields(api: TableApi, apis: dict[str, TableApi], binding: Binding) 
             resolver=resolver(insert_one, {"object": (api.insert_input, UNSET), **conflict}, api.object | None, name=names.insert_one),
             name=names.insert_one)),
         names.delete: (api.response, strawberry.mutation(
-            resolver=resolver(delete, {"where": (api.filter, UNSET)}, api.response, name=names.delete),
-            name=names.delete, description="Delete the matching rows; `where: {}` matches every row.")),
+            resolver=resolver(delete, {"where": (api.filter, UNSET), "all_rows": (bool, False)}, api.response, name=names.delete),
+            name=names.delete, description="Delete the matching rows; every row only with `where: {}, allRows: true`.")),
     }
     if api.set_input is not None:
         fields[names.update] = (api.response, strawberry.mutation(
-            resolver=resolver(update, {"where": (api.filter, UNSET), "set": (api.set_input, UNSET)}, api.response, name=names.update),
-            name=names.update, description="Change the matching rows; `where: {}` matches every row."))
+            resolver=resolver(update, {"where": (api.filter, UNSET), "set": (api.set_input, UNSET), "all_rows": (bool, False)},
+                              api.response, name=names.update),
+            name=names.update, description="Change the matching rows; every row only with `where: {}, allRows: true`."))
     if spec.primary_key:
         pk = _pk_arguments(api)
         if api.set_input is not None:

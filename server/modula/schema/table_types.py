@@ -167,7 +167,7 @@ def finish(factory: TypeFactory, api: TableApi, apis: dict[str, TableApi], extra
         "page_info": (PageInfo, strawberry.field()),
         "total_count": (int, strawberry.field(resolver=_total_count)),
     })
-    api.aggregate = _aggregate_type(factory, api)
+    api.aggregate = aggregate_type(factory, api)
 
 
 def _returning(table: str):
@@ -184,7 +184,7 @@ async def _total_count(root: strawberry.Parent[Any]) -> int:
     return await root["count"]()
 
 
-def _aggregate_type(factory: TypeFactory, api: TableApi) -> type:
+def aggregate_type(factory: TypeFactory, api: TableApi) -> type:
     spec, names = api.spec, api.names
     numeric = [c for c in spec.columns if c.type in NUMERIC]
     comparable = [c for c in spec.columns if c.type in COMPARABLE]

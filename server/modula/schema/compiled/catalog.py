@@ -50,6 +50,8 @@ class Catalog:
     inputs: set[str] = field(default_factory=set)  # input types a variable may have: filter, order, insert
     # core root field name -> its planner (Planner, field nodes) -> a value that renders itself
     core: dict[str, Any] = field(default_factory=dict)
+    # core mutation name -> its planner (Planner, response key, field nodes) -> a write that runs itself
+    core_writes: dict[str, Any] = field(default_factory=dict)
 
     def add(self, api: TableApi, binding: Any) -> None:
         fields = TableFields.of(api)
@@ -68,3 +70,4 @@ class Catalog:
         self.tables.update(other.tables)
         self.inputs |= other.inputs
         self.core.update(other.core)
+        self.core_writes.update(other.core_writes)

@@ -1,6 +1,6 @@
 """Core content on the fast path: `contents(routeId, datatypeId, limit, offset)` and `content(id:)`
-selecting a node's id, position and status and its field values (id, value, field { id label type
-required }) become one subquery of the statement, with the checks and row order of core_schema.py,
+selecting a node's id, position and status and its field values (id, value, field { id name label
+type required }) become one subquery of the statement, with the checks and row order of core_schema.py,
 guards.py and cms/content.py (`list_contents`, `values_of`); any other selection falls back."""
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ class Column:
 _COLUMNS = {
     "Content": {"id": Column("id", "integer"), "position": Column("position", "integer"), "status": Column("status", "text")},
     "ContentField": {"id": Column("id", "integer"), "value": Column("value", "text")},
-    "Field": {"id": Column("id", "integer"), "label": Column("label", "text"), "type": Column("type", "text"),
-              "required": Column("required", "boolean")},
+    "Field": {"id": Column("id", "integer"), "name": Column("name", "text"), "label": Column("label", "text"),
+              "type": Column("type", "text"), "required": Column("required", "boolean")},
 }
 _NESTED = {"Content": ("fields", "ContentField"), "ContentField": ("field", "Field")}
 
@@ -76,6 +76,8 @@ class ContentRoot:
 def plan_contents(planner: Planner, nodes: list[FieldNode]) -> ContentRoot:
     """core_schema.py `contents`: page(), then content_visibility(); by id order."""
     args = planner._arguments(nodes[0])
+    if "where" in args or "orderBy" in args:  # filtered and ordered listings run through Strawberry
+        raise Fallback
     root = ContentRoot(_shape(planner, "Content", nodes), many=True)
     root.limit, root.offset = planner._page(args.get("limit"), args.get("offset"))
     for argument, column in (("routeId", "route_id"), ("datatypeId", "datatype_id")):

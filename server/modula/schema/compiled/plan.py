@@ -91,6 +91,12 @@ class Planner:
                 plan.fields.append((key, root_type))
                 continue
             root = self.catalog.roots.get(name)
+            if root is None and operation.operation == OperationType.MUTATION:
+                write = self.catalog.core_writes.get(name)
+                if write is None or len(fields) != 1:
+                    raise Fallback
+                plan.write = write(self, key, nodes)
+                continue
             if root is None:
                 core = self.catalog.core.get(name)
                 if core is None or operation.operation != OperationType.QUERY:
@@ -359,6 +365,8 @@ class Planner:
 
     def _int(self, value: Any, check: Callable[[Any], None]) -> Getter:
         if isinstance(value, VarRef):
+            if not _scalar_fits("Int", value.value):
+                raise Fallback  # a value inside an input-object variable that does not coerce
             return value.getter("Int", int, check)
         if not isinstance(value, int) or isinstance(value, bool):
             raise Fallback
@@ -477,7 +485,7 @@ def roots_known(document: DocumentNode, operation_name: str | None, catalog: Cat
         for selection in pending.pop().selections:
             if isinstance(selection, FieldNode):
                 if selection.name.value != "__typename" and selection.name.value not in catalog.roots \
-                        and selection.name.value not in catalog.core:
+                        and selection.name.value not in catalog.core and selection.name.value not in catalog.core_writes:
                     return False
             elif isinstance(selection, InlineFragmentNode):
                 pending.append(selection.selection_set)

@@ -42,6 +42,7 @@ class Compiled:
     constant: bytes | None = None
     insert: Insert | None = None
     marked: bool = True  # may hold FALLBACK_MARK
+    write: Any = None  # a core write (compiled/content.py): its answer is `data[key]`
 
 
 _DIRECTIONS = frozenset({"ASC", "DESC"})
@@ -95,7 +96,9 @@ class CompiledOperations:
             values = [getter(variables, viewer) for getter in compiled.params]
         except Fallback:
             return None
-        if compiled.insert is not None:
+        if compiled.write is not None:
+            data = await compiled.write.run(variables, context)
+        elif compiled.insert is not None:
             data = await self._insert(compiled, values, context)
         elif compiled.sql is None:
             data = compiled.constant
@@ -132,11 +135,13 @@ class CompiledOperations:
         except Exception:  # noqa: BLE001 - a planner bug must not cost the request: Strawberry answers
             log.exception("the fast path could not plan an operation; Strawberry answers it")
             return _FALLBACK
-        if not self.catalog.roots and all(isinstance(value, str) for _, value in plan.fields):
+        if plan.write is None and not self.catalog.roots and all(isinstance(value, str) for _, value in plan.fields):
             # Only __typename on a schema of the core alone: Strawberry answers it there, with its
             # extensions (it did before core content compiled; test_graphql_over_http pins that).
             return _FALLBACK
         self.compilations += 1
+        if plan.write is not None:
+            return Compiled(None, [], write=plan.write, marked=False)
         render = renderer(context.session.dialect)
         if plan.insert is not None:
             statement = render.insert(plan.insert)

@@ -134,7 +134,9 @@ class Insert:
 
 @dataclass
 class Plan:
-    """Root fields in selection order: (key, Select | Count | the __typename value); or an Insert."""
+    """Root fields in selection order: (key, Select | Count | the __typename value); or an Insert;
+    or a core write (compiled/content.py), which runs its service and shapes its answer itself."""
 
     fields: list[tuple[str, Any]] = field(default_factory=list)
     insert: Insert | None = None
+    write: Any = None
