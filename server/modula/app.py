@@ -17,7 +17,11 @@ from modula.auth.viewer_cache import ViewerCache
 from modula.config import Settings
 from modula.db.connection import Database
 from modula.db.migrations import migrate
+from modula.cms.media import sweep_orphans
 from modula.graphql_http import graphql_endpoint
+from modula.media.images import parse_sizes
+from modula.media.storage import storage_from_settings
+from modula.media_http import media_endpoint
 from modula.playground import assets, playground
 from modula.plugins.host import PluginHost
 from modula.schema.reloads import SchemaService
@@ -42,6 +46,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 applied = await migrate(session)
             if applied:
                 log.info("applied migrations: %s", ", ".join(applied))
+            media_storage = storage_from_settings(settings)
+            async with database.session() as session:
+                swept = await sweep_orphans(session, media_storage)
+            if swept:
+                log.info("removed the bytes of %d media uploads that never committed", swept)
+            app.state.media_storage = media_storage
             plugins = PluginHost(database)
             viewers = ViewerCache() if settings.viewer_cache else None
             schemas = SchemaService(database, plugins, settings.plugins_dir, settings, viewers=viewers)
@@ -64,11 +74,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await database.disconnect()
 
+    parse_sizes(settings.media_sizes)  # a bad MODULA_MEDIA_SIZES stops the server before it starts
     return Starlette(
         debug=settings.debug,
         routes=[
             Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
             Route("/health", health),
+            Route("/media/{media_id:int}/{filename}", media_endpoint, methods=["GET"]),
+            Route("/media/{media_id:int}/{size}/{filename}", media_endpoint, methods=["GET"]),
             Route("/playground", playground, methods=["GET"]),
             Mount("/playground/assets", app=assets, name="playground_assets"),
         ],

@@ -10,6 +10,7 @@ from modula.cms.datatypes import NewField
 from modula.schema.guards import content_visibility, require, require_content
 from modula.schema.paging import page
 from modula.schema.auth_schema import AuthMutation, AuthQuery
+from modula.schema.media_schema import MediaMutation, MediaQuery
 from modula.schema.plugin_admin import PluginMutation, PluginQuery
 from modula.schema.core_types import (
     Content,
@@ -76,7 +77,7 @@ async def _require_node(info: CoreInfo, node_id: int, action: str) -> None:
 
 
 @strawberry.type
-class Query(AuthQuery, PluginQuery):
+class Query(AuthQuery, PluginQuery, MediaQuery):
     @strawberry.field
     async def sites(self, info: CoreInfo) -> list[Site]:
         require(info, "read", "site")
@@ -127,7 +128,7 @@ class Query(AuthQuery, PluginQuery):
 
 
 @strawberry.type
-class Mutation(PluginMutation, AuthMutation):
+class Mutation(PluginMutation, AuthMutation, MediaMutation):
     @strawberry.mutation
     async def create_site(self, info: CoreInfo, input: CreateSiteInput) -> Site:
         require(info, "create", "site")

@@ -8,7 +8,7 @@ from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-from modula.cms import content, datatypes, routes, sites
+from modula.cms import content, datatypes, media, routes, sites
 from modula.db.connection import Session
 
 Row = dict[str, Any]
@@ -73,3 +73,11 @@ class Loaders:
     @property
     def values(self) -> DataLoader:
         return self.keyed("values", lambda: _grouped(content.values_of, self.session, "content_data_id"))
+
+    @property
+    def media(self) -> DataLoader:
+        return self.keyed("media", lambda: _by_key(media.media_by_ids, self.session))
+
+    @property
+    def media_dimensions(self) -> DataLoader:
+        return self.keyed("media_dimensions", lambda: _grouped(media.dimensions_of, self.session, "media_id"))
