@@ -121,10 +121,10 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None | bool:
         return (max(size - suffix, 0), size) if suffix and size else False
     first = int(match[1])
     last = int(match[2]) if match[2] else size - 1
-    if last < first:
-        return None
     if first >= size:
         return False
+    if last < first:
+        return None
     return first, min(last, size - 1) + 1
 
 
