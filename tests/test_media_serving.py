@@ -69,7 +69,7 @@ async def test_a_named_size_is_served_like_the_original(admin, media_app):
 async def test_svg_and_html_are_never_served_as_a_page(database_url, tmp_path):
     from modula_testing import running_app, token_client
 
-    async with running_app(database_url, media_dir=tmp_path / "m", upload_dir=tmp_path / "u",
+    async with running_app(database_url, plugins_dir=tmp_path / "plugins", media_dir=tmp_path / "m", upload_dir=tmp_path / "u",
                            media_types=("image/*", "text/html")) as app, \
             token_client(app, "admin", roles=["admin"]) as client:
         svg = await upload(client, "logo.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',

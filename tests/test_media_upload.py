@@ -124,7 +124,7 @@ async def test_a_corrupt_image_is_stored_without_dimensions(admin, media_app):
 
 
 async def test_an_upload_over_the_limit_is_413_before_the_rest_is_read(database_url, tmp_path):
-    async with running_app(database_url, media_dir=tmp_path / "media", upload_dir=tmp_path / "up",
+    async with running_app(database_url, plugins_dir=tmp_path / "plugins", media_dir=tmp_path / "media", upload_dir=tmp_path / "up",
                            max_upload_bytes=64 * 1024) as app, token_client(app, "admin", roles=["admin"]) as client:
         response = await post_upload(client, {"0": ("big.png", png() + b"\x00" * 200_000, "image/png")})
         assert response.status_code == 413
@@ -189,7 +189,7 @@ async def test_malformed_multipart_requests_are_400_saying_what_is_wrong(admin, 
 
 
 async def test_more_files_than_the_limit_are_refused(database_url, tmp_path):
-    async with running_app(database_url, media_dir=tmp_path / "media", upload_dir=tmp_path / "up",
+    async with running_app(database_url, plugins_dir=tmp_path / "plugins", media_dir=tmp_path / "media", upload_dir=tmp_path / "up",
                            max_upload_files=1) as app, token_client(app, "admin", roles=["admin"]) as client:
         response = await post_upload(client, {"0": ("a.png", png(), "image/png"), "1": ("b.png", png(), "image/png")},
                                      query=UPLOAD_ITEMS, variables={"items": [{"file": None}, {"file": None}]},
