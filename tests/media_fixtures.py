@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -87,15 +93,67 @@ class Held:
         return not await self.digests() and not self.staged() and not await self.chunk_rows()
 
 
-@pytest.fixture(params=["database", "filesystem"])
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3 implementation on a free local port: moto's server, started once, stopped by pid;
+    yields its endpoint with one bucket made."""
+    import boto3
+
+    port = free_port()
+    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(endpoint, timeout=1)
+                break
+            except OSError:
+                if process.poll() is not None:
+                    raise RuntimeError("moto's server did not start") from None
+                time.sleep(0.05)
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **S3_KEYS)
+        client.create_bucket(Bucket=S3_BUCKET)
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+S3_BUCKET = "modula-test"
+S3_KEYS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(params=["database", "filesystem", "s3"])
 def backend(request) -> str:
     return request.param
 
 
 @pytest.fixture
-async def media_app(database_url: str, tmp_path: Path, backend: str):
-    async with running_app(database_url, plugins_dir=tmp_path / "plugins", media_storage=backend,
-                           media_dir=tmp_path / "media", upload_dir=tmp_path / "uploads") as app:
+def storage_settings(backend: str, tmp_path: Path, request) -> dict:
+    """The settings of a test app storing media with `backend` (s3: a key prefix of the test's own)."""
+    settings = {"media_storage": backend, "media_dir": str(tmp_path / "media"), "upload_dir": str(tmp_path / "uploads")}
+    if backend == "s3":
+        settings.update(s3_endpoint_url=request.getfixturevalue("s3_server"), s3_bucket=S3_BUCKET,
+                        s3_prefix=f"{uuid.uuid4().hex}/", s3_region="us-east-1",
+                        s3_access_key_id=S3_KEYS["aws_access_key_id"],
+                        s3_secret_access_key=S3_KEYS["aws_secret_access_key"])
+    return settings
+
+
+@pytest.fixture
+async def media_app(database_url: str, tmp_path: Path, storage_settings: dict):
+    settings = {**storage_settings, "media_dir": Path(storage_settings["media_dir"]),
+                "upload_dir": Path(storage_settings["upload_dir"])}
+    async with running_app(database_url, plugins_dir=tmp_path / "plugins", **settings) as app:
         yield app
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from cms_fixtures import field_ids, make_datatype, make_route
-from media_fixtures import Held, admin, backend, jpeg, media_app, png, upload  # noqa: F401
+from media_fixtures import Held, admin, backend, jpeg, media_app, png, s3_server, storage_settings, upload  # noqa: F401
 from modula_testing import GraphQLClient, signed_in_client
 from test_fast_path import statements_of
 

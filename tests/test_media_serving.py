@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from cms_fixtures import field_ids, make_datatype, make_route
-from media_fixtures import PREFLIGHT, admin, backend, media_app, png, upload  # noqa: F401
+from media_fixtures import PREFLIGHT, admin, backend, media_app, png, s3_server, storage_settings, upload  # noqa: F401
 from modula_testing import GraphQLClient
 
 SET_STATUS = "mutation($id: Int!, $s: String!) { updateContent(id: $id, fields: [], status: $s) { id status } }"

@@ -9,7 +9,7 @@ import json
 import sqlalchemy as sa
 
 from media_fixtures import (PREFLIGHT, UPLOAD, UPLOAD_ITEMS, Held, admin, backend, jpeg, media_app, png,  # noqa: F401
-                            post_upload, raw_multipart, upload)
+                            post_upload, raw_multipart, s3_server, storage_settings, upload)
 from modula_testing import GraphQLClient, running_app, signed_in_client, token_client
 
 
@@ -36,11 +36,15 @@ async def test_upload_records_an_image_with_its_sizes_and_stores_its_bytes(admin
     held = Held(media_app)
     assert media["contentHash"] in await held.digests()
     assert held.staged() == []  # the request's staged file is gone
+    digest = media["contentHash"]
+    storage = media_app.state.media_storage
     if backend == "database":
         assert await held.chunk_rows() >= 1
+    elif backend == "filesystem":
+        assert (storage.root / digest[:2] / digest[2:4] / digest).read_bytes() == body
     else:
-        digest = media["contentHash"]
-        assert (media_app.state.media_storage.root / digest[:2] / digest[2:4] / digest).read_bytes() == body
+        stored = storage.client.get_object(Bucket=storage.bucket, Key=storage.prefix + digest)
+        assert stored["Body"].read() == body
 
 
 async def test_the_same_bytes_uploaded_twice_are_stored_once(admin, media_app, backend):

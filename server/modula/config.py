@@ -56,9 +56,17 @@ class Settings:
     database_pool_size: int | None = None
     plugin_pool_size: int = 4
     # Media (uploads through GraphQL, served under /media/). Where the bytes live: `database` (a
-    # table, so replicas on PostgreSQL need no shared disk) or `filesystem` (under `media_dir`).
+    # table, so replicas on PostgreSQL need no shared disk), `filesystem` (under `media_dir`) or
+    # `s3` (a bucket, settings below).
     media_storage: str = "database"
     media_dir: Path = field(default_factory=lambda: Path("media"))
+    # The s3 backend: any S3-compatible store; keys left out come from boto3's usual chain.
+    s3_bucket: str | None = None
+    s3_prefix: str = ""  # put before every object's key (the sha-256), e.g. "media/"
+    s3_endpoint_url: str | None = None  # None: AWS; e.g. http://127.0.0.1:9000 for MinIO
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
     # Where uploads are staged on local disk while they stream in: None is the system's temporary
     # folder (the filesystem backend always stages inside media_dir, so a file is renamed, not copied).
     upload_dir: Path | None = None
@@ -120,6 +128,10 @@ class Settings:
             settings = replace(settings, media_storage=env["MODULA_MEDIA_STORAGE"].strip().lower())
         if env.get("MODULA_MEDIA_DIR"):
             settings = replace(settings, media_dir=Path(env["MODULA_MEDIA_DIR"]))
+        for name in ("s3_bucket", "s3_prefix", "s3_endpoint_url", "s3_region", "s3_access_key_id",
+                     "s3_secret_access_key"):
+            if env.get(f"MODULA_{name.upper()}"):
+                settings = replace(settings, **{name: env[f"MODULA_{name.upper()}"]})
         if env.get("MODULA_UPLOAD_DIR"):
             settings = replace(settings, upload_dir=Path(env["MODULA_UPLOAD_DIR"]))
         for name in ("max_upload_bytes", "max_upload_files"):

@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from modula.db.types import utcnow
 from modula.errors import ModulaError, Problems, not_found
 from modula.media import images
 from modula.media.sniffing import allowed, sniff
-from modula.media.storage import Blob, MediaStorage
+from modula.media.storage import Blob, MediaStorage, remove_stale_files
 
 MAX_ALT = 2000
 MAX_FOLDER = 255
@@ -262,9 +263,11 @@ async def _discard_unreferenced(session: Session, storage: MediaStorage, digests
         await storage.discard(session, digest)
 
 
-async def sweep_orphans(session: Session, storage: MediaStorage, *, older_than: float = ORPHAN_GRACE_SECONDS) -> int:
-    """Discard held bytes no row names (and staged files) older than `older_than` seconds; returns
-    how many blobs were discarded."""
+async def sweep_orphans(session: Session, storage: MediaStorage, *, older_than: float | None = None) -> int:
+    """Discard held bytes no row names (and staged files) older than `older_than` seconds (default
+    ORPHAN_GRACE_SECONDS); returns how many blobs were discarded."""
+    older_than = ORPHAN_GRACE_SECONDS if older_than is None else older_than
+    await asyncio.to_thread(remove_stale_files, storage.staging_dir, older_than, time.time())
     candidates = set(await storage.digests(session, older_than))
     orphans = candidates - await _referenced(session, sorted(candidates))
     if storage.transactional and orphans:

@@ -5,7 +5,6 @@ every server process on one PostgreSQL database serves every file with no shared
 from __future__ import annotations
 
 import tempfile
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from modula.db import core_tables as t
 from modula.db.connection import Database, Session
-from modula.media.storage import Blob, remove_stale_files
+from modula.media.storage import Blob
 
 # The size of every chunk but a file's last: part of the stored format (a byte's chunk is
 # offset // CHUNK_SIZE), so it must not change under existing data.
@@ -69,7 +68,6 @@ class DatabaseStorage:
         await session.execute(sa.delete(_CHUNKS).where(_CHUNKS.c.content_hash == digest))
 
     async def digests(self, session: Session, older_than: float) -> list[str]:
-        # Chunks are written in the uploading transaction: they need no grace period.
-        remove_stale_files(self.staging_dir, older_than, time.time())
+        # Chunks are written in the uploading transaction: any age will do.
         rows = await session.fetch_all(sa.select(_CHUNKS.c.content_hash).where(_CHUNKS.c.seq == 0))
         return [row["content_hash"] for row in rows]

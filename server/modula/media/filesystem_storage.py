@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 
 from modula.db.connection import Database, Session
-from modula.media.storage import Blob, remove_stale_files
+from modula.media.storage import Blob
 
 READ_SIZE = 256 * 1024
 
@@ -73,7 +73,6 @@ class FilesystemStorage:
 
     def _digests(self, older_than: float) -> list[str]:
         now = time.time()
-        remove_stale_files(self.staging_dir, older_than, now)
         found = []
         for path in self.root.glob("[0-9a-f][0-9a-f]/[0-9a-f][0-9a-f]/*"):
             try:

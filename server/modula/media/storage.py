@@ -4,8 +4,8 @@ Bytes are named by their sha-256 (hex) in every backend, so the same upload is s
 upload is first staged as a file on local disk (in the backend's `staging_dir`), hashed as it
 streams in; `store` then makes the backend hold it. A backend is `transactional` when `store` and
 `discard` happen inside the session's transaction (the database backend): a rollback or a crash
-then undoes them. The others write at once, and bytes that no row names are removed by `sweep`
-(`cms.media.sweep_orphans` runs it when a server starts).
+then undoes them. The others write at once; bytes that no row names, and staged files, left by an upload a crash cut
+short are removed by `cms.media.sweep_orphans`, run when a server starts.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from modula.config import Settings
     from modula.db.connection import Database, Session
 
-BACKENDS = ("database", "filesystem")
+BACKENDS = ("database", "filesystem", "s3")
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,7 @@ class MediaStorage(Protocol):
         """Forget the bytes (the caller has made sure no row names them)."""
 
     async def digests(self, session: Session, older_than: float) -> list[str]:
-        """The digests held whose bytes were stored more than `older_than` seconds ago (and, by the
-        way, remove staged files that old: an upload cut short by a crash)."""
+        """The digests held whose bytes were stored more than `older_than` seconds ago."""
 
 
 def storage_from_settings(settings: Settings) -> MediaStorage:
@@ -61,6 +60,14 @@ def storage_from_settings(settings: Settings) -> MediaStorage:
         from modula.media.filesystem_storage import FilesystemStorage
 
         return FilesystemStorage(settings.media_dir)
+    if settings.media_storage == "s3":
+        from modula.media.s3_storage import S3Storage
+
+        if not settings.s3_bucket:
+            raise ValueError("the s3 media storage needs a bucket: set MODULA_S3_BUCKET")
+        return S3Storage(settings.s3_bucket, prefix=settings.s3_prefix, endpoint_url=settings.s3_endpoint_url,
+                         region=settings.s3_region, access_key_id=settings.s3_access_key_id,
+                         secret_access_key=settings.s3_secret_access_key, staging_dir=settings.upload_dir)
     raise ValueError(f"unknown media storage {settings.media_storage!r} (MODULA_MEDIA_STORAGE): "
                      f"choose one of {', '.join(BACKENDS)}")
 
