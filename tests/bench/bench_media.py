@@ -7,10 +7,11 @@ For each backend (`database` and `filesystem` on SQLite; `database` on PostgreSQ
 --postgres-url) it starts `modula serve` on a free 127.0.0.1 port with a fresh database, uploads
 --rounds different 20 MiB files (a GraphQL multipart request streamed from disk by httpx, bearer
 token) and downloads each from its URL, and takes the median; the floor is `shutil.copyfile` of the
-same file and reading it back, in the same run. RSS is sampled from /proc every 10 ms.
+same file and reading it back, in the same run (for s3: boto3's own upload_file / download_fileobj
+to the same moto server, what `aws s3 cp` does). RSS is sampled from /proc every 10 ms.
 
     python tests/bench/bench_media.py
-    python tests/bench/bench_media.py --postgres-url postgresql://postgres@127.0.0.1:5432/test
+    python tests/bench/bench_media.py --postgres-url postgresql://postgres@127.0.0.1:5432/test --s3
 
 How to read it: quote the ratios (backend MiB/s / copy MiB/s), not the absolute numbers, which
 drift on a shared machine; the upload includes hashing, sniffing and the database or rename.
@@ -49,6 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rss-mib", type=int, default=100, help="the upload whose peak RSS is measured")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--postgres-url")
+    parser.add_argument("--s3", action="store_true", help="also the s3 backend, on a moto server it starts")
     return parser.parse_args(argv)
 
 
@@ -129,15 +131,58 @@ def peak_rss_during(pid: int, work) -> tuple[int, int]:
     return before, peak[0]
 
 
+def start_moto(processes) -> str:
+    """moto's S3 server on a free port (the s3 backend's store here); its endpoint, with bucket `bench`."""
+    import boto3
+
+    port = peer_servers.free_port()
+    process = processes.start("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              cwd=Path.cwd())
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            httpx.get(endpoint, timeout=1)
+            break
+        except httpx.TransportError:
+            if process.poll() is not None:
+                raise RuntimeError("moto's server did not start") from None
+            time.sleep(0.05)
+    s3_client(endpoint).create_bucket(Bucket="bench")
+    return endpoint
+
+
+def s3_client(endpoint: str):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
+                        aws_secret_access_key="bench")
+
+
+def s3_floor(endpoint: str, files: list[Path]) -> tuple[float, float]:
+    """MiB/s of boto3's own upload_file and download_fileobj (what `aws s3 cp` does) to the same store."""
+    client = s3_client(endpoint)
+    ups, downs = [], []
+    for path in files:
+        start = time.perf_counter()
+        client.upload_file(str(path), "bench", f"floor/{path.name}")
+        ups.append(path.stat().st_size / MIB / (time.perf_counter() - start))
+        start = time.perf_counter()
+        with open(os.devnull, "wb") as sink:
+            client.download_fileobj("bench", f"floor/{path.name}", sink)
+        downs.append(path.stat().st_size / MIB / (time.perf_counter() - start))
+    return statistics.median(ups), statistics.median(downs)
+
+
 def run_backend(processes, name: str, folder: Path, database_url: str, storage: str, files: list[Path],
-                big: Path) -> dict:
+                big: Path, extra_env: dict | None = None) -> dict:
     folder.mkdir(parents=True)
     peer_servers.modula("migrate", "--database-url", database_url, cwd=folder)
     peer_servers.modula("users", "create", "--database-url", database_url, "--username", "bench", "--email",
                         "bench@example.com", "--admin", cwd=folder, stdin=peer_servers.ADMIN_PASSWORD + "\n")
     port = peer_servers.free_port()
     env = {"MODULA_MEDIA_STORAGE": storage, "MODULA_MEDIA_DIR": str(folder / "media"),
-           "MODULA_UPLOAD_DIR": str(folder / "uploads"), "MODULA_MAX_UPLOAD_BYTES": str(big.stat().st_size + MIB)}
+           "MODULA_UPLOAD_DIR": str(folder / "uploads"), "MODULA_MAX_UPLOAD_BYTES": str(big.stat().st_size + MIB),
+           **(extra_env or {})}
     process = processes.start(name, [sys.executable, "-m", "modula.cli", "serve", "--host", "127.0.0.1", "--port",
                                      str(port), "--database-url", database_url, "--plugins-dir",
                                      str(folder / "plugins")], cwd=folder, env=env)
@@ -164,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
         results = {}
         created = []
         try:
-            with peer_servers.Processes(root) as processes:
+            with peer_servers.Processes(root) as processes, peer_servers.Processes(root) as stores:
                 backends = [("SQLite, database", f"sqlite:///{root / 'db1.sqlite'}", "database"),
                             ("SQLite, filesystem", f"sqlite:///{root / 'db2.sqlite'}", "filesystem")]
                 if args.postgres_url:
@@ -172,11 +217,19 @@ def main(argv: list[str] | None = None) -> None:
                     url = asyncio.run(create_test_database(args.postgres_url, name))
                     created.append(name)
                     backends.append(("PostgreSQL, database", url, "database"))
+                extra: dict[str, dict] = {}
+                if args.s3:
+                    endpoint = start_moto(stores)
+                    s3_copy = s3_floor(endpoint, files)
+                    backends.append(("SQLite, s3 (moto)", f"sqlite:///{root / 'db3.sqlite'}", "s3"))
+                    extra["s3"] = {"MODULA_S3_BUCKET": "bench", "MODULA_S3_ENDPOINT_URL": endpoint,
+                                   "MODULA_S3_REGION": "us-east-1", "MODULA_S3_ACCESS_KEY_ID": "bench",
+                                   "MODULA_S3_SECRET_ACCESS_KEY": "bench"}
                 for label, url, storage in backends:
                     big = make_file(root / "big.mp4", args.rss_mib * MIB)  # new bytes: dedup would skip the work
                     fresh = [make_file(root / f"r-{n}.mp4", args.size_mib * MIB) for n in range(args.rounds)]
-                    results[label] = run_backend(processes, label, root / label.replace(", ", "-").lower(), url,
-                                                 storage, fresh, big)
+                    results[label] = run_backend(processes, label, root / label.split(" (")[0].replace(", ", "-").lower(),
+                                                 url, storage, fresh, big, extra.get(storage))
                     processes.stop_all()
         finally:
             for name in created:
@@ -184,11 +237,16 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"{args.size_mib} MiB file, median of {args.rounds}; plain copy (fsync'd) {copy_write:.0f} MiB/s, "
           f"read back {copy_read:.0f} MiB/s")
+    if args.s3:
+        print(f"boto3 upload_file / download_fileobj to the same moto server (`aws s3 cp`): {s3_copy[0]:.0f} / "
+              f"{s3_copy[1]:.0f} MiB/s; the s3 row's ratios are against those")
     print(f"| backend | upload MiB/s | / copy | download MiB/s | / read | RSS idle → peak during a {args.rss_mib} MiB upload |")
     print("|---|---:|---:|---:|---:|---|")
     for label, r in results.items():
-        print(f"| {label} | {r['upload']:.0f} | {r['upload'] / copy_write:.2f} | {r['download']:.0f} | "
-              f"{r['download'] / copy_read:.2f} | {r['rss_before'] / MIB:.0f} → {r['rss_peak'] / MIB:.0f} MiB "
+        floor_write, floor_read = s3_copy if "s3" in label else (copy_write, copy_read)
+        r = {**r, "copy_write": floor_write, "copy_read": floor_read}
+        print(f"| {label} | {r['upload']:.0f} | {r['upload'] / r['copy_write']:.2f} | {r['download']:.0f} | "
+              f"{r['download'] / r['copy_read']:.2f} | {r['rss_before'] / MIB:.0f} → {r['rss_peak'] / MIB:.0f} MiB "
               f"(+{(r['rss_peak'] - r['rss_before']) / MIB:.1f}) |")
 
 

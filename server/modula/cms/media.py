@@ -208,10 +208,11 @@ async def update_media(session: Session, media_id: int, *, alt: Any = KEEP, fold
 async def usages(session: Session, media_ids: list[int]) -> list[Row]:
     """Content values that name one of the media: {media_id, content_id, field_id, label}."""
     v, f = t.content_fields, t.fields
+    # A media value is also stored as a number: (field_id, value_number) is indexed.
     rows = await session.fetch_all(
         sa.select(v.c.value, v.c.content_data_id, v.c.field_id, f.c.label)
         .join(f, f.c.id == v.c.field_id)
-        .where(f.c.type == "media", v.c.value.in_([str(i) for i in media_ids]))
+        .where(f.c.type == "media", v.c.value_number.in_([float(i) for i in media_ids]))
         .order_by(v.c.content_data_id, v.c.field_id))
     return [{"media_id": int(r["value"]), "content_id": r["content_data_id"], "field_id": r["field_id"],
              "label": r["label"]} for r in rows]

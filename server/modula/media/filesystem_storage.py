@@ -50,6 +50,11 @@ class FilesystemStorage:
         with part.open("rb") as written:
             os.fsync(written.fileno())
         os.replace(part, final)
+        directory = os.open(final.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself survives a power cut
+        finally:
+            os.close(directory)
 
     async def read(self, database: Database, digest: str, start: int, end: int) -> AsyncIterator[bytes]:
         async with await anyio.open_file(self.path_of(digest), "rb") as source:
