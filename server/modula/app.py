@@ -98,4 +98,5 @@ def _cors(settings: Settings) -> list[Middleware]:
     any_origin = "*" in settings.cors_origins
     return [Middleware(CORSMiddleware, allow_origins=["*"] if any_origin else list(settings.cors_origins),
                        allow_credentials=not any_origin, allow_methods=["GET", "POST"],
-                       allow_headers=["Authorization", "Content-Type"], expose_headers=["X-Request-ID"])]
+                       allow_headers=["Authorization", "Content-Type", "GraphQL-Require-Preflight", "Apollo-Require-Preflight"],
+                       expose_headers=["X-Request-ID"])]

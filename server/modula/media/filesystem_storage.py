@@ -17,7 +17,7 @@ import anyio
 from modula.db.connection import Database, Session
 from modula.media.storage import Blob
 
-READ_SIZE = 256 * 1024
+READ_SIZE = 1024 * 1024
 
 
 class FilesystemStorage:
