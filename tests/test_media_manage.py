@@ -4,6 +4,7 @@ only when nothing else names them), and content's media fields resolving to Medi
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from cms_fixtures import field_ids, make_datatype, make_route
@@ -31,6 +32,7 @@ async def _blog(client):
     return route, datatype
 
 
+@pytest.mark.parametrize("backend", ["database"])  # the storage plays no part
 async def test_media_items_filter_order_and_page(admin, media_app):
     await upload(admin, "a.png", png(10, 10), folder="pets")
     await upload(admin, "b.jpg", jpeg(400, 300), "image/jpeg", folder="pets")
@@ -47,6 +49,7 @@ async def test_media_items_filter_order_and_page(admin, media_app):
     assert (await admin.data(ITEMS, {"where": {"uploadedById": me + 100}}))["mediaItems"] == []
 
 
+@pytest.mark.parametrize("backend", ["database"])  # the storage plays no part
 async def test_reading_media_needs_the_media_read_grant(admin, media_app):
     media = await upload(admin, "a.png")
     async with GraphQLClient.for_app(media_app) as anonymous:
@@ -57,6 +60,7 @@ async def test_reading_media_needs_the_media_read_grant(admin, media_app):
     assert data["media"] == {"name": "a.png", "url": media["url"]}
 
 
+@pytest.mark.parametrize("backend", ["database"])  # the storage plays no part
 async def test_update_media_changes_only_what_it_names(admin, media_app):
     media = await upload(admin, "a.png", alt="old", folder="pets")
     update = "mutation($id: Int!, $alt: String, $folder: String) { updateMedia(id: $id, alt: $alt, folder: $folder) { alt folder } }"
@@ -101,6 +105,7 @@ async def test_deleting_one_of_two_uploads_of_the_same_bytes_keeps_the_bytes(adm
     assert (await admin.http.get(second["url"])).content == png()
 
 
+@pytest.mark.parametrize("backend", ["database"])  # the storage plays no part
 async def test_content_media_fields_resolve_to_media_in_one_batch(admin, media_app):
     route, datatype = await _blog(admin)
     for number in range(6):
