@@ -98,7 +98,7 @@ async def upload_media(session: Session, storage: MediaStorage, items: Sequence[
                                                              storage.staging_dir)
             made.extend(rendition.path for rendition in renditions)
             blobs = [await asyncio.to_thread(_blob_of, rendition.path) for rendition in renditions]
-            prepared.append((item, media_type, dimensions, list(zip(renditions, blobs))))
+            prepared.append(_Prepared(item, media_type, dimensions, list(zip(renditions, blobs))))
         return await _record(session, storage, prepared, uploader_id)
     finally:
         for path in made:
@@ -106,12 +106,24 @@ async def upload_media(session: Session, storage: MediaStorage, items: Sequence[
                 os.unlink(path)
 
 
-async def _record(session: Session, storage: MediaStorage, prepared: list, uploader_id: int | None) -> list[Row]:
+@dataclass(frozen=True)
+class _Prepared:
+    """One checked file with what was read from it, ready to store and record."""
+
+    item: NewMedia
+    media_type: str
+    dimensions: tuple[int, int] | None
+    renditions: list[tuple[images.Rendition, Blob]]
+
+
+async def _record(session: Session, storage: MediaStorage, prepared: list[_Prepared],
+                  uploader_id: int | None) -> list[Row]:
     written: set[str] = set()
     try:
         async with session.transaction():
             rows = []
-            for item, media_type, dimensions, renditions in prepared:
+            for one in prepared:
+                item, media_type, dimensions, renditions = one.item, one.media_type, one.dimensions, one.renditions
                 await storage.store(session, item.blob)
                 written.add(item.blob.digest)
                 row = await session.insert(t.media, {
