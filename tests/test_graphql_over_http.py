@@ -312,7 +312,8 @@ async def test_a_post_in_another_charset_or_without_json_writes_nothing(server):
                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
     for refused in (untyped, form):
         assert refused.status == 415
-        assert refused.error() == "POST /graphql takes a JSON body: set Content-Type: application/json"
+        assert refused.error() == ("POST /graphql takes a JSON body (Content-Type: application/json), or a GraphQL "
+                                   "multipart request (multipart/form-data) to upload files")
     assert await server.count("routes") == 0
     typed = await server.request("POST", body=mutation.encode(), headers={"Content-Type": "application/json"})
     assert typed.status == 200 and await server.count("routes") == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from cms_fixtures import make_route
+from modula_testing import GraphQLClient
 
 MUTATION = 'mutation { createRoute(input: {slug: "x", title: "X"}) { id } }'
 
@@ -33,11 +34,16 @@ async def test_form_encoded_post_is_refused(client):
 
 async def test_other_bodies_a_page_can_post_without_a_preflight_are_refused(client):
     # text/plain carrying JSON and multipart are what an HTML form or a "simple" fetch can send
-    # cross-site; the server has no upload type, so multipart is refused like the rest.
+    # cross-site (with the visitor's cookie, never with an Authorization header): text/plain is
+    # refused, and multipart (uploads) needs a header that only a preflighted request can carry.
     text = await client.http.post("/graphql", content=json.dumps({"query": MUTATION}),
                                   headers={"content-type": "text/plain"})
-    multipart = await client.http.post("/graphql", data={"query": MUTATION}, files={"file": ("a.txt", b"x")})
-    assert (text.status_code, multipart.status_code) == (415, 415)
+    operations = json.dumps({"query": MUTATION})
+    async with GraphQLClient.for_app(client.app) as page:  # no Authorization header, like a form
+        multipart = await page.http.post("/graphql", data={"operations": operations, "map": "{}"},
+                                         files={"file": ("a.txt", b"x")})
+    assert (text.status_code, multipart.status_code) == (415, 400)
+    assert "GraphQL-Require-Preflight" in multipart.json()["errors"][0]["message"]
     assert await client.count("routes") == 0
 
 

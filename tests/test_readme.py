@@ -4,9 +4,13 @@ names every environment variable the server reads."""
 
 from __future__ import annotations
 
+import io
 import re
+import shlex
 import shutil
 from pathlib import Path
+
+from PIL import Image
 
 from modula_testing import GraphQLClient, running_app, token_client
 from test_plugins import BUNDLED
@@ -22,6 +26,15 @@ def tour_operations() -> list[str]:
     return re.findall(r"```graphql\n(.*?)```", text[start:end], re.S)
 
 
+def tour_upload() -> tuple[str, str]:
+    """The `operations` and `map` of the tour's curl upload, as the shell passes them to curl."""
+    text = README.read_text()
+    block = re.search(r"```sh\n(curl[^`]*?uploadMedia[^`]*?)```", text[text.index("\n## A tour"):], re.S)[1]
+    arguments = shlex.split(block.replace("\\\n", " "))
+    fields = dict(argument.split("=", 1) for argument in arguments if argument.startswith(("operations=", "map=")))
+    return fields["operations"], fields["map"]
+
+
 def test_the_tour_covers_what_the_issue_asks_for():
     operations = "\n".join(tour_operations())
     for name in ("createDatatype", "createContent", "approvePluginGrants", "insertShopProducts", "shopProducts",
@@ -32,8 +45,16 @@ def test_the_tour_covers_what_the_issue_asks_for():
 async def test_every_graphql_block_of_the_tour_runs_in_order_without_errors(database_url: str, tmp_path: Path):
     for name in ("shop", "webhooks"):
         shutil.copytree(BUNDLED / name, tmp_path / "plugins" / name)
-    async with running_app(database_url, plugins_dir=tmp_path / "plugins") as app, \
+    async with running_app(database_url, plugins_dir=tmp_path / "plugins", media_dir=tmp_path / "media",
+                           upload_dir=tmp_path / "uploads") as app, \
             token_client(app, "admin", roles=["admin"]) as admin:
+        # The tour's curl upload, as the same multipart request (the only media of the tour: id 1).
+        operations, mapping = tour_upload()
+        image = io.BytesIO()
+        Image.new("RGB", (1200, 800), (120, 90, 60)).save(image, "JPEG")
+        uploaded = await admin.http.post("/graphql", data={"operations": operations, "map": mapping},
+                                         files={"0": ("cat.jpg", image.getvalue(), "image/jpeg")})
+        assert uploaded.json()["data"]["uploadMedia"]["width"] == 1200, uploaded.text
         answers = []
         for number, operation in enumerate(tour_operations(), 1):
             body = await admin.execute(operation)
@@ -43,6 +64,11 @@ async def test_every_graphql_block_of_the_tour_runs_in_order_without_errors(data
         content = answers[2]["createContent"]
         assert content["route"] == {"slug": "blog"}
         assert [f["value"] for f in content["fields"]] == ["Hello, Modula", "42", "2026-11-25"]
+        cover = next(a["updateContent"] for a in answers if "updateContent" in a)["fields"][-1]
+        assert cover["field"] == {"label": "Cover"} and cover["media"]["mimeType"] == "image/jpeg"
+        assert [d["name"] for d in cover["media"]["dimensions"]] == ["thumbnail", "medium"]
+        async with GraphQLClient.for_app(app) as visitor:  # the image of published content is public
+            assert (await visitor.http.get(cover["media"]["url"])).status_code == 200
         products = next(a["shopProducts"] for a in answers if "shopProducts" in a)
         assert [p["name"] for p in products] == ["notebook", "pen"]  # price < 10, most expensive first
         assert products[1]["shopProductAttributes"] == [{"key": "color", "value": "blue"}]

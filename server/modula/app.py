@@ -13,14 +13,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
+from modula import health as probes
 from modula.auth.viewer_cache import ViewerCache
+from modula.cms.media import sweep_orphans
 from modula.config import Settings
 from modula.db.connection import Database
 from modula.db.migrations import migrate
 from modula.db.notifications import AUTH_CHANNEL, SCHEMA_CHANNEL, ChangeListener
-from modula import health as probes
 from modula.graphql_http import graphql_endpoint
 from modula.lua.limits import Limits
+from modula.media.images import parse_sizes
+from modula.media.storage import storage_from_settings
+from modula.media_http import media_endpoint
 from modula.playground import assets, playground
 from modula.plugins.host import PluginHost
 from modula.schema.reloads import SchemaService
@@ -45,6 +49,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 applied = await migrate(session)
             if applied:
                 log.info("applied migrations: %s", ", ".join(applied))
+            media_storage = storage_from_settings(settings)
+            async with database.session() as session:
+                swept = await sweep_orphans(session, media_storage)
+            if swept:
+                log.info("removed the bytes of %d media uploads that never committed", swept)
+            app.state.media_storage = media_storage
             plugins = PluginHost(database, limits=Limits.from_settings(settings))
             viewers = ViewerCache() if settings.viewer_cache else None
             schemas = SchemaService(database, plugins, settings.plugins_dir, settings, viewers=viewers)
@@ -76,6 +86,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await database.disconnect()
 
+    parse_sizes(settings.media_sizes)  # a bad MODULA_MEDIA_SIZES stops the server before it starts
     return Starlette(
         debug=settings.debug,
         routes=[
@@ -83,6 +94,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/health", health),
             Route("/health/live", probes.live),
             Route("/health/ready", probes.ready),
+            Route("/media/{media_id:int}/{filename}", media_endpoint, methods=["GET"]),
+            Route("/media/{media_id:int}/{size}/{filename}", media_endpoint, methods=["GET"]),
             Route("/playground", playground, methods=["GET"]),
             Mount("/playground/assets", app=assets, name="playground_assets"),
         ],
@@ -99,4 +112,5 @@ def _cors(settings: Settings) -> list[Middleware]:
     any_origin = "*" in settings.cors_origins
     return [Middleware(CORSMiddleware, allow_origins=["*"] if any_origin else list(settings.cors_origins),
                        allow_credentials=not any_origin, allow_methods=["GET", "POST"],
-                       allow_headers=["Authorization", "Content-Type"], expose_headers=["X-Request-ID"])]
+                       allow_headers=["Authorization", "Content-Type", "GraphQL-Require-Preflight", "Apollo-Require-Preflight"],
+                       expose_headers=["X-Request-ID"])]

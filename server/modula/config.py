@@ -66,6 +66,28 @@ class Settings:
     lua_memory_bytes: int = 64 * 1024 * 1024
     lua_max_string_op_input: int = 1_000_000
     lua_pattern_steps: int = 50_000_000
+    # Media (uploads through GraphQL, served under /media/). Where the bytes live: `database` (a
+    # table, so replicas on PostgreSQL need no shared disk), `filesystem` (under `media_dir`) or
+    # `s3` (a bucket, settings below).
+    media_storage: str = "database"
+    media_dir: Path = field(default_factory=lambda: Path("media"))
+    # The s3 backend: any S3-compatible store; keys left out come from boto3's usual chain.
+    s3_bucket: str | None = None
+    s3_prefix: str = ""  # put before every object's key (the sha-256), e.g. "media/"
+    s3_endpoint_url: str | None = None  # None: AWS; e.g. http://127.0.0.1:9000 for MinIO
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    # Where uploads are staged on local disk while they stream in: None is the system's temporary
+    # folder (the filesystem backend always stages inside media_dir, so a file is renamed, not copied).
+    upload_dir: Path | None = None
+    max_upload_bytes: int = 50 * 1024 * 1024  # a multipart request larger than this is refused (413) while streaming
+    max_upload_files: int = 20  # files in one multipart request
+    # Types an upload may have, as sniffed from its bytes (`type/*` allows a whole family).
+    media_types: tuple[str, ...] = ("image/*", "video/*", "audio/*", "application/pdf", "text/plain")
+    # Named sizes made of every image on upload: `name:WIDTHxHEIGHT[:crop]`, either side may be
+    # left out (`medium:800x` is 800 wide); without crop the image fits inside the box.
+    media_sizes: tuple[str, ...] = ("thumbnail:150x150:crop", "medium:800x")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -120,6 +142,23 @@ class Settings:
         if env.get("MODULA_CORS_ORIGINS"):  # comma-separated
             origins = (origin.strip().rstrip("/") for origin in env["MODULA_CORS_ORIGINS"].split(","))
             settings = replace(settings, cors_origins=tuple(origin for origin in origins if origin))
+        if env.get("MODULA_MEDIA_STORAGE"):
+            settings = replace(settings, media_storage=env["MODULA_MEDIA_STORAGE"].strip().lower())
+        if env.get("MODULA_MEDIA_DIR"):
+            settings = replace(settings, media_dir=Path(env["MODULA_MEDIA_DIR"]))
+        for name in ("s3_bucket", "s3_prefix", "s3_endpoint_url", "s3_region", "s3_access_key_id",
+                     "s3_secret_access_key"):
+            if env.get(f"MODULA_{name.upper()}"):
+                settings = replace(settings, **{name: env[f"MODULA_{name.upper()}"]})
+        if env.get("MODULA_UPLOAD_DIR"):
+            settings = replace(settings, upload_dir=Path(env["MODULA_UPLOAD_DIR"]))
+        for name in ("max_upload_bytes", "max_upload_files"):
+            if env.get(f"MODULA_{name.upper()}"):
+                settings = replace(settings, **{name: int(env[f"MODULA_{name.upper()}"])})
+        for name in ("media_types", "media_sizes"):  # comma-separated; empty: none
+            if f"MODULA_{name.upper()}" in env:
+                items = (item.strip() for item in env[f"MODULA_{name.upper()}"].split(","))
+                settings = replace(settings, **{name: tuple(item for item in items if item)})
         return settings
 
     def with_(self, **changes) -> Settings:

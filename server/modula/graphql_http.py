@@ -3,7 +3,8 @@ current schema with one held connection, answer JSON.
 
 Requests. GET (and HEAD) run queries only: a mutation over GET is 405, so links and prefetches
 cannot change data. POST must be `application/json` in UTF-8, so a plain HTML form cannot post a
-mutation. The parameters are `query` (a string), `operationName` (a string), `variables` and
+mutation; or a GraphQL multipart request (file uploads, `uploads.py`) that carries a header no
+form can send (`Authorization`, or `GraphQL-Require-Preflight`). The parameters are `query` (a string), `operationName` (a string), `variables` and
 `extensions` (objects); null means absent, and GET carries variables and extensions as JSON text.
 A POST may batch, a Modula extension: a JSON array of at most `max_batch` operations, answered by
 an array with status 200 whatever each operation's outcome.
@@ -32,6 +33,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from modula.auth.viewer import AuthenticationError, resolve_viewer
+from modula.config import Settings
 from modula.db.storable import unstorable
 from modula.playground import playground_page, wants_playground
 from modula.schema.compiled.run import RawJSON
@@ -40,10 +42,13 @@ from modula.schema.cost import CostSettings
 from modula.schema.persisted import PersistedQueryError
 from modula.schema.errors import internal_error_message, is_internal
 from modula.schema.limits import parse_within
+from modula.uploads import MULTIPART, MalformedUpload, StagedUploads, read_multipart
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 UTF8 = ("utf-8", "utf8")
+# Headers a multipart (upload) request must carry one of: a browser sends them only after a CORS preflight.
+PREFLIGHT_HEADERS = ("authorization", "graphql-require-preflight", "apollo-require-preflight", "x-apollo-operation-name")
 
 
 class BadRequest(Exception):
@@ -75,9 +80,17 @@ async def _answer(request: Request, request_id: str) -> Response:
     if media_type is None:
         return _json({"errors": [{"message": f"the Accept header allows neither {GRAPHQL_RESPONSE} nor {JSON}: "
                                              "accept one of them"}]}, JSON, status=406)
+    staged = StagedUploads()
+    try:
+        return await _answer_with(request, request_id, media_type, staged)
+    finally:
+        staged.close()
+
+
+async def _answer_with(request: Request, request_id: str, media_type: str, staged: StagedUploads) -> Response:
     state = request.app.state
     try:
-        operations, batched = await _read_operations(request, state.settings.max_batch, state.settings.max_body_bytes)
+        operations, batched = await _read_operations(request, state.settings, staged)
     except BadRequest as exc:
         return _json({"errors": [exc.error()]}, media_type, status=exc.status, headers=exc.headers)
 
@@ -98,7 +111,8 @@ async def _answer(request: Request, request_id: str) -> Response:
             # connection; each gets its own context so that its loaders see what earlier ones wrote.
             for params in operations:
                 context = RequestContext(session=session, settings=state.settings, request=request, schemas=state.schemas,
-                                         viewer=viewer, response_cookies=cookies, request_id=request_id)
+                                         viewer=viewer, response_cookies=cookies, request_id=request_id,
+                                         media_storage=state.media_storage)
                 try:
                     answers.append(await _execute(served.schema, params, context, safe=safe))
                 except InvalidOperationTypeError:  # checked before validation: nothing ran
@@ -290,10 +304,14 @@ def _parse_media_type(text: str) -> tuple[str, dict[str, str]]:
     return media_type.strip().lower(), values
 
 
-async def _read_operations(request: Request, max_batch: int, max_body: int) -> tuple[list[dict[str, Any]], bool]:
+async def _read_operations(request: Request, settings: Settings,
+                           staged: StagedUploads) -> tuple[list[dict[str, Any]], bool]:
     """The operations to run, and whether they came as a batch (a JSON array of operations)."""
-    if request.method == "POST":
-        raw = await _json_body(request, max_body)
+    max_batch = settings.max_batch
+    if request.method == "POST" and _parse_media_type(request.headers.get("content-type", ""))[0] == MULTIPART:
+        raw = await _multipart_body(request, settings, staged)
+    elif request.method == "POST":
+        raw = await _json_body(request, settings.max_body_bytes)
     else:  # GET or HEAD: the parameters are in the query string, variables and extensions as JSON
         raw = dict(request.query_params)
         for name in ("variables", "extensions"):
@@ -310,10 +328,26 @@ async def _read_operations(request: Request, max_batch: int, max_body: int) -> t
     return [_operation(item, f"operation {number} of the batch: ") for number, item in enumerate(raw, 1)], True
 
 
+async def _multipart_body(request: Request, settings: Settings, staged: StagedUploads) -> Any:
+    """A GraphQL multipart request (file uploads, see `uploads`). An HTML form on another site can
+    post multipart/form-data with the visitor's cookie, so it must carry a header no form can set."""
+    if not any(name in request.headers for name in PREFLIGHT_HEADERS):
+        raise BadRequest("a multipart request must carry an Authorization header (an API token) or the header "
+                         "GraphQL-Require-Preflight: 1 (or Apollo-Require-Preflight), which no HTML form can send")
+    storage = request.app.state.media_storage
+    try:
+        return await read_multipart(request.headers, request.stream(), staged, staging_dir=storage.staging_dir,
+                                    max_bytes=settings.max_upload_bytes, max_files=settings.max_upload_files,
+                                    max_field_bytes=settings.max_body_bytes)
+    except MalformedUpload as exc:
+        raise BadRequest(exc.message, status=exc.status) from None
+
+
 async def _json_body(request: Request, max_body: int) -> Any:
     content_type, parameters = _parse_media_type(request.headers.get("content-type", ""))
     if content_type != JSON:
-        raise BadRequest("POST /graphql takes a JSON body: set Content-Type: application/json", status=415)
+        raise BadRequest("POST /graphql takes a JSON body (Content-Type: application/json), or a GraphQL multipart "
+                         "request (multipart/form-data) to upload files", status=415)
     charset = parameters.get("charset", "utf-8")  # the specification: no charset means UTF-8
     if charset not in UTF8:
         raise BadRequest(f"the body must be JSON in UTF-8, not {charset}: send Content-Type: application/json; "

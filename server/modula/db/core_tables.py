@@ -168,6 +168,11 @@ media = sa.Table(
     sa.Column("size_bytes", sa.BigInteger, nullable=True),
     sa.Column("alt", sa.Text, nullable=True),
     _created(),
+    sa.Column("content_hash", sa.String(64), nullable=True, index=True),  # sha-256 of the bytes, hex
+    sa.Column("width", sa.Integer, nullable=True),
+    sa.Column("height", sa.Integer, nullable=True),
+    sa.Column("folder", sa.String(255), nullable=True, index=True),
+    _fk("uploader_id", "users.id", nullable=True, ondelete="SET NULL"),
 )
 
 media_dimensions = sa.Table(
@@ -179,6 +184,18 @@ media_dimensions = sa.Table(
     sa.Column("width", sa.Integer, nullable=False),
     sa.Column("height", sa.Integer, nullable=False),
     sa.Column("url", sa.Text, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=True, index=True),
+    sa.Column("mime_type", sa.String(128), nullable=True),
+    sa.Column("size_bytes", sa.BigInteger, nullable=True),
+)
+
+# The bytes of media when they live in the database (the `database` storage backend).
+media_chunks = sa.Table(
+    "media_chunks",
+    metadata,
+    sa.Column("content_hash", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
 )
 
 sessions = sa.Table(

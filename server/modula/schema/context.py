@@ -10,6 +10,7 @@ from modula.auth.sessions import Cookie
 from modula.auth.viewer import Viewer
 from modula.config import Settings
 from modula.db.connection import Session
+from modula.media.storage import MediaStorage
 from modula.schema.loaders import Loaders
 
 
@@ -22,6 +23,7 @@ class RequestContext:
     viewer: Viewer = field(default_factory=Viewer.anonymous)  # resolved per request; the default may do nothing
     response_cookies: list[Cookie] = field(default_factory=list)  # set on the HTTP response (login, logout)
     request_id: str | None = None  # in the X-Request-ID header, masked errors and their log lines
+    media_storage: MediaStorage | None = None  # where uploads go (None: uploads are refused)
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -14,6 +14,7 @@ from modula.schema.filters import UNSET, DateTimeFilter, IntFilter, OrderDirecti
 from modula.schema.paging import page
 from modula.schema.table_fields import reported
 from modula.schema.auth_schema import AuthMutation, AuthQuery
+from modula.schema.media_schema import MediaMutation, MediaQuery
 from modula.schema.plugin_admin import PluginMutation, PluginQuery
 from modula.schema.core_types import (
     Content,
@@ -124,7 +125,7 @@ def _check_names_free(info: CoreInfo, datatype_type: str) -> None:
 
 
 @strawberry.type
-class Query(AuthQuery, PluginQuery):
+class Query(AuthQuery, PluginQuery, MediaQuery):
     @strawberry.field
     async def sites(self, info: CoreInfo) -> list[Site]:
         require(info, "read", "site")
@@ -189,7 +190,7 @@ async def _filtered_contents(info: CoreInfo, route_id, datatype_id, where, order
 
 
 @strawberry.type
-class Mutation(PluginMutation, AuthMutation):
+class Mutation(PluginMutation, AuthMutation, MediaMutation):
     @strawberry.mutation
     async def create_site(self, info: CoreInfo, input: CreateSiteInput) -> Site:
         require(info, "create", "site")

@@ -92,6 +92,52 @@ class Datatype:
         return [Field.from_row(row) for row in await info.context.loaders.datatype_fields.load(self.id)]
 
 
+@strawberry.type(description="A named size of an image media item (settings: MODULA_MEDIA_SIZES), made on upload.")
+class MediaDimension:
+    name: str
+    url: str
+    width: int
+    height: int
+    mime_type: str | None
+    size: int | None = strawberry.field(description="Bytes.")
+
+    @classmethod
+    def from_row(cls, row: Row) -> MediaDimension:
+        return cls(name=row["label"], url=row["url"], width=row["width"], height=row["height"],
+                   mime_type=row["mime_type"], size=row["size_bytes"])
+
+
+@strawberry.type(description="An uploaded file. Its bytes are served at `url`, a URL that may be cached for ever.")
+class Media:
+    id: int
+    name: str = strawberry.field(description="The file name (sanitised from the uploaded one).")
+    url: str
+    mime_type: str | None = strawberry.field(description="As sniffed from the bytes, not as the client declared it.")
+    size: int | None = strawberry.field(description="Bytes.")
+    width: int | None = strawberry.field(description="Pixels, for an image the server could decode.")
+    height: int | None
+    alt: str | None
+    folder: str | None
+    content_hash: str | None = strawberry.field(description="The sha-256 of the bytes, in hex (also the ETag).")
+    created_at: dt.datetime
+    uploader_id: strawberry.Private[int | None]
+
+    @classmethod
+    def from_row(cls, row: Row) -> Media:
+        return cls(id=row["id"], name=row["name"], url=row["url"], mime_type=row["mime_type"], size=row["size_bytes"],
+                   width=row.get("width"), height=row.get("height"), alt=row["alt"], folder=row.get("folder"),
+                   content_hash=row.get("content_hash"), created_at=row["created_at"],
+                   uploader_id=row.get("uploader_id"))
+
+    @strawberry.field(description="The named sizes of an image, in the order they are configured.")
+    async def dimensions(self, info: CoreInfo) -> list[MediaDimension]:
+        return [MediaDimension.from_row(row) for row in await info.context.loaders.media_dimensions.load(self.id)]
+
+    @strawberry.field(description="The id of the user who uploaded it (null once that user is deleted).")
+    def uploaded_by_id(self) -> int | None:
+        return self.uploader_id
+
+
 @strawberry.type(description="One field value of a content node, as canonical text.")
 class ContentField:
     id: int
@@ -102,6 +148,14 @@ class ContentField:
     def from_row(cls, row: Row) -> ContentField:
         # The values loader fetches each value with its field definition in one statement.
         return cls(id=row["id"], value=row["value"], field=Field.from_row(row["field"]))
+
+    @strawberry.field(description="For a `media` field, the media item the value names (batched); else null. "
+                                  "Whoever may read the content may read the media it uses.")
+    async def media(self, info: CoreInfo) -> Media | None:
+        if self.field.type != "media" or self.value is None:
+            return None
+        row = await info.context.loaders.media.load(int(self.value))
+        return Media.from_row(row) if row else None
 
 
 def content_nodes(info: CoreInfo) -> ContentNodes:

@@ -59,7 +59,11 @@ def narrowed(where: dict | None, rule: dict | None) -> dict | None:
 
 def content_visible(info: Any, row: dict, action: str = "read") -> bool:
     """Whether one content row is covered by the viewer's `content` permission for `action`."""
-    viewer = info.context.viewer
+    return viewer_sees_content(info.context.viewer, row, action)
+
+
+def viewer_sees_content(viewer: Any, row: dict, action: str = "read") -> bool:
+    """`content_visible` for a viewer outside GraphQL (the media server)."""
     if not viewer.can(action, "content"):
         return False
     rule = viewer.row_rule(action, "content")

@@ -9,7 +9,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from modula.auth import users
-from modula.cms import content, datatypes, routes, sites
+from modula.cms import content, datatypes, media, routes, sites
 from modula.db.connection import Session
 
 Row = dict[str, Any]
@@ -78,3 +78,11 @@ class Loaders:
     @property
     def user(self) -> DataLoader:
         return self.keyed("user", lambda: _by_key(lambda session, ids: users.list_users(session, user_ids=ids), self.session))
+
+    @property
+    def media(self) -> DataLoader:
+        return self.keyed("media", lambda: _by_key(media.media_by_ids, self.session))
+
+    @property
+    def media_dimensions(self) -> DataLoader:
+        return self.keyed("media_dimensions", lambda: _grouped(media.dimensions_of, self.session, "media_id"))
