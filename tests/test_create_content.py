@@ -169,7 +169,11 @@ async def test_all_problems_are_listed_at_once(client):
 
 
 async def test_failure_after_the_content_row_rolls_back_the_row(client, monkeypatch):
-    """A database failure while inserting values must take the already inserted content_data row with it."""
+    """A database failure while inserting values must take the already inserted content_data row with it.
+    On SQLite the values are a statement of their own; on PostgreSQL they are inserted by the node's
+    statement, whose values part is made to break a foreign key here."""
+    import sqlalchemy as sa
+
     from modula.cms import content as content_service
 
     route = await make_route(client)
@@ -179,6 +183,9 @@ async def test_failure_after_the_content_row_rolls_back_the_row(client, monkeypa
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(content_service, "_insert_values", broken_insert_values)
+    broken = {root: sa.text(statement.text.replace("SELECT node.id, v.field_id", "SELECT node.id, v.field_id + 1000000"))
+              for root, statement in content_service._INSERT_WITH_VALUES.items()}
+    monkeypatch.setattr(content_service, "_INSERT_WITH_VALUES", broken)
     payload = {"routeId": route["id"], "datatypeId": datatype["id"],
                "fields": [{"fieldId": field_ids(datatype)["Title"], "value": "t"}]}
     error = await client.error(CREATE_CONTENT, {"input": payload})

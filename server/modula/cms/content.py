@@ -44,26 +44,32 @@ async def create_content(session: Session, new: NewContent) -> dict[str, Any]:
     if new.status not in STATUSES:
         raise ModulaError("INVALID_VALUE", f"status must be one of {', '.join(STATUSES)}", ("input", "status"))
     async with session.transaction(short=True):
-        if not await content_tree.lock_route(session, new.route_id):
+        # The route, locked on PostgreSQL (sibling positions are read, then written), and the
+        # datatype with its fields: one statement.
+        rows = await session.fetch_all(_ROUTE_AND_FIELDS, {"route_id": new.route_id, "datatype_id": new.datatype_id})
+        if rows[0]["route__id"] is None:
             raise not_found("route", new.route_id, ("input", "routeId"))
-        datatype_fields = await _datatype_fields(session, new.datatype_id, ("input", "datatypeId"))
+        datatype_fields = _fields_of(rows, new.datatype_id, ("input", "datatypeId"))
         if new.parent_id is not None:
             await _check_parent(session, new.parent_id, new.route_id, ("input", "parentId"))
         stored = await _check_values(session, datatype_fields, new.fields, ("input", "fields"), require_all=True)
 
         now = utcnow()
-        content = await session.fetch_one(
-            _INSERT_ROOT if new.parent_id is None else _INSERT_CHILD,
-            {
-                "new_route_id": new.route_id,
-                "new_datatype_id": new.datatype_id,
-                "new_parent_id": new.parent_id,
-                "new_author_id": new.author_id,
-                "new_status": new.status,
-                "new_created_at": now,
-                "new_updated_at": now,
-            },
-        )
+        node = {
+            "new_route_id": new.route_id,
+            "new_datatype_id": new.datatype_id,
+            "new_parent_id": new.parent_id,
+            "new_author_id": new.author_id,
+            "new_status": new.status,
+            "new_created_at": now,
+            "new_updated_at": now,
+        }
+        if session.dialect == "postgresql":  # the node and its values in one round trip
+            columns = list(zip(*[(field_id, v.value, v.value_number, v.value_time) for field_id, v in stored.items()])) \
+                or [(), (), (), ()]
+            values = dict(zip(("field_ids", "texts", "numbers", "times"), (list(c) for c in columns)))
+            return await session.fetch_one(_INSERT_WITH_VALUES[new.parent_id is None], {**node, **values})
+        content = await session.fetch_one(_INSERT_ROOT if new.parent_id is None else _INSERT_CHILD, node)
         await _insert_values(session, content["id"], stored)
     return content
 
@@ -177,12 +183,17 @@ async def values_of(session: Session, content_ids: list[int]) -> list[dict[str, 
 
 async def _datatype_fields(session: Session, datatype_id: int, path) -> dict[int, dict[str, Any]]:
     """The datatype's fields by id, in its order (one statement: the datatype and its fields)."""
-    rows = await session.fetch_all(_DATATYPE_FIELDS, {"datatype_id": datatype_id})
-    if not rows:
+    return _fields_of(await session.fetch_all(_DATATYPE_FIELDS, {"datatype_id": datatype_id}), datatype_id, path)
+
+
+def _fields_of(rows: list[dict[str, Any]], datatype_id: int, path) -> dict[int, dict[str, Any]]:
+    """Field rows by id from rows of a datatype joined to its fields (no datatype: NOT_FOUND)."""
+    if not rows or rows[0]["datatype__id"] is None:
         raise not_found("datatype", datatype_id, path)
     fields: dict[int, dict[str, Any]] = {}
     for row in rows:
-        del row["datatype__id"]
+        row.pop("datatype__id")
+        row.pop("route__id", None)
         if row["id"] is not None:  # a datatype without fields is one row of NULLs
             fields[row["id"]] = row
     return fields
@@ -290,6 +301,43 @@ _DATATYPE_FIELDS = (
     .where(t.datatypes.c.id == _param("datatype_id", t.datatypes.c.id))
     .order_by(t.datatypes_fields.c.position)
 )
+
+
+def _route_and_fields() -> sa.Select:
+    """One row per field of the datatype (one row of NULLs when it has none or does not exist),
+    each with the route's id, or NULL when there is no such route; the route row is locked on
+    PostgreSQL (FOR UPDATE in a CTE, taken whatever the datatype)."""
+    r, d, df, f = t.routes, t.datatypes, t.datatypes_fields, t.fields
+    locked = sa.select(r.c.id).where(r.c.id == _param("route_id", r.c.id)).with_for_update().cte("locked_route")
+    one = sa.select(sa.literal_column("1").label("one")).subquery("one")
+    source = (one.outerjoin(d, d.c.id == _param("datatype_id", d.c.id))
+              .outerjoin(df, df.c.datatype_id == d.c.id).outerjoin(f, f.c.id == df.c.field_id))
+    return (sa.select(sa.select(locked.c.id).scalar_subquery().label("route__id"), d.c.id.label("datatype__id"), *f.c)
+            .select_from(source).order_by(df.c.position))
+
+
+_ROUTE_AND_FIELDS = _route_and_fields()
+
+
+def _insert_with_values(root: bool) -> sa.TextClause:
+    """PostgreSQL: the node (at the end of its siblings) and its values in one statement, the
+    values as four arrays (unnest). RETURNING the node as _insert_content does."""
+    siblings = "parent_id IS NULL" if root else "parent_id = :new_parent_id"
+    returned = ", ".join(t.content_data.c.keys())
+    return sa.text(
+        "WITH node AS (INSERT INTO content_data (route_id, datatype_id, parent_id, position, author_id, status,"
+        " created_at, updated_at) VALUES (:new_route_id, :new_datatype_id, :new_parent_id,"
+        f" (SELECT coalesce(max(position) + 1, 0) FROM content_data WHERE route_id = :new_route_id AND {siblings}),"
+        " :new_author_id, :new_status, :new_created_at, :new_updated_at) RETURNING *),"
+        " inserted AS (INSERT INTO content_fields (content_data_id, field_id, value, value_number, value_time)"
+        " SELECT node.id, v.field_id, v.value, v.value_number, v.value_time FROM node,"
+        " unnest(CAST(:field_ids AS integer[]), CAST(:texts AS text[]), CAST(:numbers AS double precision[]),"
+        " CAST(:times AS timestamptz[])) AS v(field_id, value, value_number, value_time))"
+        f" SELECT {returned} FROM node"
+    )
+
+
+_INSERT_WITH_VALUES = {True: _insert_with_values(True), False: _insert_with_values(False)}
 
 
 def _insert_content(root: bool) -> sa.Insert:

@@ -17,6 +17,8 @@ def problem(value: Any) -> str | None:
     if isinstance(value, str):
         if "\x00" in value:
             return "holds a NUL character (\\u0000), which text cannot store"
+        if value.isascii():
+            return None
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
