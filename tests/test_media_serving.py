@@ -68,6 +68,30 @@ async def test_a_named_size_is_served_like_the_original(admin, media_app):
     assert (await admin.http.get(f"/media/{media['id']}/huge/cat.png")).status_code == 404
 
 
+async def test_a_webp_size_is_made_once_on_upload_and_served_as_webp(database_url, tmp_path):
+    import io
+
+    from PIL import Image
+
+    from modula_testing import running_app, token_client
+
+    async with running_app(database_url, plugins_dir=tmp_path / "plugins", media_dir=tmp_path / "m", upload_dir=tmp_path / "u",
+                           media_sizes=("thumbnail:150x150:crop", "thumbnail-webp:150x150:crop:webp", "full-webp:4000x4000:webp")) as app, \
+            token_client(app, "admin", roles=["admin"]) as client:
+        media = await upload(client, "cat.png", png(400, 300))
+        sizes = {d["name"]: d for d in media["dimensions"]}
+        assert set(sizes) == {"thumbnail", "thumbnail-webp", "full-webp"}
+        assert (sizes["thumbnail-webp"]["width"], sizes["thumbnail-webp"]["height"]) == (150, 150)
+        assert (sizes["full-webp"]["width"], sizes["full-webp"]["height"]) == (400, 300)  # never larger than the original
+        for name in ("thumbnail-webp", "full-webp"):
+            served = await client.http.get(sizes[name]["url"])
+            assert served.status_code == 200 and served.headers["content-type"] == "image/webp"
+            with Image.open(io.BytesIO(served.content)) as image:
+                assert image.format == "WEBP" and image.size == (sizes[name]["width"], sizes[name]["height"])
+        assert (await client.http.get(sizes["thumbnail"]["url"])).headers["content-type"] == "image/png"
+        assert await client.count("media_dimensions") == 3
+
+
 async def test_svg_and_html_are_never_served_as_a_page(database_url, tmp_path):
     from modula_testing import running_app, token_client
 

@@ -54,9 +54,10 @@ def test_a_long_name_keeps_its_extension_within_the_limit():
 
 
 def test_image_sizes_are_parsed_and_bad_ones_named():
-    assert parse_sizes(("thumbnail:150x150:crop", "medium:800x", "tall:x600")) == (
-        ImageSize("thumbnail", 150, 150, True), ImageSize("medium", 800, None), ImageSize("tall", None, 600))
-    for bad in ("thumb", "big:x", "wide:800x:crop", "zero:0x10", "Caps:10x10"):
+    assert parse_sizes(("thumbnail:150x150:crop", "medium:800x", "tall:x600", "small-webp:300x300:crop:webp", "w:10x:webp")) == (
+        ImageSize("thumbnail", 150, 150, True), ImageSize("medium", 800, None), ImageSize("tall", None, 600),
+        ImageSize("small-webp", 300, 300, True, True), ImageSize("w", 10, None, False, True))
+    for bad in ("thumb", "big:x", "wide:800x:crop", "zero:0x10", "Caps:10x10", "order:10x10:webp:crop", "w:10x:png"):
         with pytest.raises(ValueError, match="MODULA_MEDIA_SIZES"):
             parse_sizes((bad,))
 

@@ -85,8 +85,9 @@ class Settings:
     max_upload_files: int = 20  # files in one multipart request
     # Types an upload may have, as sniffed from its bytes (`type/*` allows a whole family).
     media_types: tuple[str, ...] = ("image/*", "video/*", "audio/*", "application/pdf", "text/plain")
-    # Named sizes made of every image on upload: `name:WIDTHxHEIGHT[:crop]`, either side may be
-    # left out (`medium:800x` is 800 wide); without crop the image fits inside the box.
+    # Named sizes made of every image on upload: `name:WIDTHxHEIGHT[:crop][:webp]`, either side may
+    # be left out (`medium:800x` is 800 wide); without crop the image fits inside the box; `:webp`
+    # writes that size as WebP (a WebP variant beside the others: `medium-webp:800x:webp`).
     media_sizes: tuple[str, ...] = ("thumbnail:150x150:crop", "medium:800x")
 
     @classmethod

@@ -19,7 +19,7 @@ MAX_PIXELS = 50_000_000  # larger images are not decoded (a decompression bomb c
 _FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "PNG", "image/webp": "WEBP", "image/bmp": "PNG",
             "image/tiff": "PNG"}
 _MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
-_SIZE = re.compile(r"^([a-z][a-z0-9_-]{0,63}):(\d*)x(\d*)(:crop)?$")
+_SIZE = re.compile(r"^([a-z][a-z0-9_-]{0,63}):(\d*)x(\d*)(:crop)?(:webp)?$")
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class ImageSize:
     width: int | None
     height: int | None
     crop: bool = False
+    webp: bool = False  # written as WebP, whatever the original's format
 
 
 @dataclass(frozen=True)
@@ -40,16 +41,17 @@ class Rendition:
 
 
 def parse_sizes(specs: tuple[str, ...]) -> tuple[ImageSize, ...]:
-    """`("thumbnail:150x150:crop", "medium:800x")` -> ImageSizes; a ValueError names a bad spec."""
+    """`("thumbnail:150x150:crop", "medium:800x", "medium-webp:800x:webp")` -> ImageSizes (`:webp`:
+    that size is a WebP variant); a ValueError names a bad spec."""
     sizes = []
     for spec in specs:
         match = _SIZE.match(spec.strip())
         width, height = (int(match[2]) if match and match[2] else None), (int(match[3]) if match and match[3] else None)
         if not match or (width is None and height is None) or 0 in (width, height) \
                 or (match[4] and (width is None or height is None)):
-            raise ValueError(f"image size {spec!r} (MODULA_MEDIA_SIZES) is not name:WIDTHxHEIGHT[:crop], "
-                             "e.g. thumbnail:150x150:crop or medium:800x (crop needs both sides)")
-        sizes.append(ImageSize(match[1], width, height, bool(match[4])))
+            raise ValueError(f"image size {spec!r} (MODULA_MEDIA_SIZES) is not name:WIDTHxHEIGHT[:crop][:webp], "
+                             "e.g. thumbnail:150x150:crop, medium:800x or medium-webp:800x:webp (crop needs both sides)")
+        sizes.append(ImageSize(match[1], width, height, bool(match[4]), bool(match[5])))
     return tuple(sizes)
 
 
@@ -85,9 +87,11 @@ def _rendition(image: Image.Image, size: ImageSize, media_type: str, source: Pat
     else:
         resized = upright.copy()
         resized.thumbnail(box, Image.Resampling.LANCZOS)
-    image_format = _FORMATS[media_type]
+    image_format = "WEBP" if size.webp else _FORMATS[media_type]
     if image_format == "JPEG" and resized.mode not in ("RGB", "L"):
         resized = resized.convert("RGB")
+    elif image_format == "WEBP" and resized.mode not in ("RGB", "RGBA"):
+        resized = resized.convert("RGBA" if "A" in resized.mode or "transparency" in resized.info else "RGB")
     path = out_dir / f"{source.name}.{size.name}"
     resized.save(path, format=image_format)
     return Rendition(size.name, path, resized.width, resized.height, _MIME[image_format])
