@@ -213,7 +213,9 @@ def _refused_input(params: dict[str, Any], settings: Any) -> dict[str, Any] | No
     `max_document_bytes` (whatever it holds: comments too), and text the databases cannot store
     alike in the variables (a NUL, which PostgreSQL refuses and SQLite keeps; a lone surrogate,
     which is not UTF-8). Literals in the document are checked by validation (schema/limits.py)."""
-    size = len(params["query"].encode("utf-8", "surrogatepass"))
+    query = params["query"]
+    # A character is at most 4 bytes: only a long document is encoded to be measured.
+    size = len(query) if len(query) * 4 <= settings.max_document_bytes else len(query.encode("utf-8", "surrogatepass"))
     if size > settings.max_document_bytes:
         return {"message": f"the GraphQL document is {size:,} bytes, over the limit of {settings.max_document_bytes:,}"
                            " (max_document_bytes): send a shorter document", "extensions": {"code": "DOCUMENT_TOO_LARGE"}}

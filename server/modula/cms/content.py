@@ -65,9 +65,8 @@ async def create_content(session: Session, new: NewContent) -> dict[str, Any]:
             "new_updated_at": now,
         }
         if session.dialect == "postgresql":  # the node and its values in one round trip
-            columns = list(zip(*[(field_id, v.value, v.value_number, v.value_time) for field_id, v in stored.items()])) \
-                or [(), (), (), ()]
-            values = dict(zip(("field_ids", "texts", "numbers", "times"), (list(c) for c in columns)))
+            values = {"field_ids": list(stored), "texts": [v.value for v in stored.values()],
+                      "numbers": [v.value_number for v in stored.values()], "times": [v.value_time for v in stored.values()]}
             return await session.fetch_one(_INSERT_WITH_VALUES[new.parent_id is None], {**node, **values})
         content = await session.fetch_one(_INSERT_ROOT if new.parent_id is None else _INSERT_CHILD, node)
         await _insert_values(session, content["id"], stored)
