@@ -45,13 +45,16 @@ def field_ids(datatype: dict) -> dict[str, int]:
 
 
 async def make_content(client: GraphQLClient, route: dict, datatype: dict, values: dict[str, str] | None = None,
-                       parent_id: int | None = None) -> dict:
+                       parent_id: int | None = None, status: str = "PUBLISHED") -> dict:
+    """A node through createContent; published unless asked (new content is a draft by default, and
+    tests read it as anonymous readers too)."""
     ids = field_ids(datatype)
     values = {"Title": "Hello"} if values is None else values
     payload = {
         "routeId": route["id"],
         "datatypeId": datatype["id"],
         "parentId": parent_id,
+        "status": status,
         "fields": [{"fieldId": ids[label], "value": value} for label, value in values.items()],
     }
     return (await client.data(CREATE_CONTENT, {"input": payload}))["createContent"]

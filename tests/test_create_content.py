@@ -130,8 +130,8 @@ async def test_same_field_twice_is_refused(client):
     ({"routeId": 999}, "NOT_FOUND", ["input", "routeId"]),
     ({"datatypeId": 999}, "NOT_FOUND", ["input", "datatypeId"]),
     ({"parentId": 999}, "NOT_FOUND", ["input", "parentId"]),
-    ({"status": "secret"}, "INVALID_VALUE", ["input", "status"]),
-], ids=["route", "datatype", "parent", "status"])
+    ({"slug": "Not a slug"}, "INVALID_VALUE", ["input", "slug"]),
+], ids=["route", "datatype", "parent", "slug"])
 async def test_unknown_references_are_refused_and_nothing_is_written(client, override, code, path):
     route = await make_route(client)
     datatype = await make_datatype(client)
@@ -139,6 +139,16 @@ async def test_unknown_references_are_refused_and_nothing_is_written(client, ove
                "fields": [{"fieldId": field_ids(datatype)["Title"], "value": "t"}], **override}
     error = await client.error(CREATE_CONTENT, {"input": payload})
     assert (error["extensions"]["code"], error["extensions"]["inputPath"]) == (code, path)
+    assert await client.counts(*CONTENT_TABLES) == {"content_data": 0, "content_fields": 0}
+
+
+async def test_a_status_outside_the_enum_is_refused_by_graphql_and_nothing_is_written(client):
+    route = await make_route(client)
+    datatype = await make_datatype(client)
+    payload = {"routeId": route["id"], "datatypeId": datatype["id"], "status": "secret",
+               "fields": [{"fieldId": field_ids(datatype)["Title"], "value": "t"}]}
+    error = await client.error(CREATE_CONTENT, {"input": payload})
+    assert "ContentStatus" in error["message"] and ".status" in error["message"]
     assert await client.counts(*CONTENT_TABLES) == {"content_data": 0, "content_fields": 0}
 
 

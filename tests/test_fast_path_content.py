@@ -125,11 +125,11 @@ async def seed(admin: GraphQLClient, author: GraphQLClient, both: GraphQLClient)
     await make_content(author, blog, article, {"Title": "By the author"})
     ids = {f["label"]: f["id"] for f in article["fields"]}
     await admin.data("mutation($i: CreateContentInput!) { createContent(input: $i) { id } }", {"i": {
-        "routeId": blog["id"], "datatypeId": article["id"], "status": "draft",
+        "routeId": blog["id"], "datatypeId": article["id"], "status": "DRAFT",
         "fields": [{"fieldId": ids["Title"], "value": "Draft"}, {"fieldId": ids["Views"], "value": "1"}]}})
     for client, title in [(author, "My draft"), (both, "Both's draft")]:
         await client.data("mutation($i: CreateContentInput!) { createContent(input: $i) { id } }", {"i": {
-            "routeId": news["id"], "datatypeId": note["id"], "status": "draft",
+            "routeId": news["id"], "datatypeId": note["id"], "status": "DRAFT",
             "fields": [{"fieldId": note["fields"][0]["id"], "value": title}]}})
     for n in range(3):
         await make_content(admin, news, article, {"Title": f"More {n}", "Featured": "false"})
@@ -158,10 +158,10 @@ async def test_row_rules_pick_the_same_nodes(site):
         assert used
         seen[who] = [(c["status"], next(v["value"] for v in c["fields"] if v["field"]["label"] == "Title"))
                      for c in fast["data"]["contents"]]
-    assert len(seen["admin"]) == 10 and ("draft", "Draft") in seen["admin"]
-    assert all(status == "published" for status, _ in seen["reader"])
+    assert len(seen["admin"]) == 10 and ("DRAFT", "Draft") in seen["admin"]
+    assert all(status == "PUBLISHED" for status, _ in seen["reader"])
     assert [title for _, title in seen["author"]] == ["By the author", "My draft"]
-    assert seen["both"] == [*seen["reader"][:4], ("draft", "Both's draft"), *seen["reader"][4:]]
+    assert seen["both"] == [*seen["reader"][:4], ("DRAFT", "Both's draft"), *seen["reader"][4:]]
     assert seen["anonymous"] == seen["reader"]  # the anonymous role reads published content
 
 

@@ -92,13 +92,13 @@ async def test_the_fast_create_writes_what_strawberry_writes(blog):
     app, admin, route, datatype = blog
     given = article(route, datatype, Views="42", Rating="2.5", Featured="true", Published_on="2026-12-03",
                     Updated="2026-12-03T10:00:00+01:00", Meta='{"a": [1]}', Body="é <b>")
-    given["status"] = "draft"
+    given["status"] = "DRAFT"
     slow, fast, used = await both_ways(app, admin, CREATE % "id", {"input": given})
     assert used
     read = "query($id: Int!) { content(id: $id) { status parent { id } fields { value field { label } } } }"
     fast_path(app, False)
     nodes = [await admin.data(read, {"id": body["data"]["createContent"]["id"]}) for body in (slow, fast)]
-    assert nodes[0] == nodes[1] and nodes[0]["content"]["status"] == "draft"
+    assert nodes[0] == nodes[1] and nodes[0]["content"]["status"] == "DRAFT"
     async with admin.database.session() as session:
         marks = ("$1", "$2") if session.dialect == "postgresql" else ("?", "?")
         rows = await session.fetch_native(
@@ -179,10 +179,10 @@ async def test_a_selection_beyond_the_nodes_own_columns_goes_to_strawberry(blog)
 async def test_a_literal_input_is_planned_like_a_variable(blog):
     app, admin, route, datatype = blog
     ids = field_ids(datatype)
-    query = ('mutation { createContent(input: {routeId: %d, datatypeId: %d, status: "draft", fields: '
+    query = ('mutation { createContent(input: {routeId: %d, datatypeId: %d, status: DRAFT, fields: '
              '[{fieldId: %d, value: "Literal"}]}) { status } }' % (route["id"], datatype["id"], ids["Title"]))
     slow, fast, used = await both_ways(app, admin, query, None)
-    assert used and fast == slow == {"data": {"createContent": {"status": "draft"}}, "extensions": fast["extensions"]}
+    assert used and fast == slow == {"data": {"createContent": {"status": "DRAFT"}}, "extensions": fast["extensions"]}
 
 
 @respx.mock
@@ -207,12 +207,17 @@ async def test_the_coupled_write_is_a_fixed_few_statements_whatever_the_number_o
     await admin.execute(CREATE % "id", {"input": article(route, datatype)})  # warm
     _, viewer_only = await statements_of(admin, "{ __typename }")  # resolving the viewer
     counts = []
-    for values in ({}, {"Views": "1", "Rating": "2", "Featured": "false", "Body": "b", "Meta": "{}"}):
-        _, seen = await statements_of(admin, CREATE % "id", {"input": article(route, datatype, **values)})
+    for n, values in enumerate(({}, {"Views": "1", "Rating": "2", "Featured": "false", "Body": "b", "Meta": "{}"})):
+        given = article(route, datatype, **values) | {"slug": f"given-{n}"}
+        _, seen = await statements_of(admin, CREATE % "id", {"input": given})
         counts.append(len(seen) - len(viewer_only))
     # BEGIN, the route (locked on PostgreSQL) with the datatype and its fields, the node with its
-    # position, its values (SQLite: one executemany; PostgreSQL: in the node's statement), COMMIT
+    # position, slug and path, its values (SQLite: one executemany; PostgreSQL: in the node's
+    # statement), COMMIT; a slug taken among the siblings fails the node's statement (a unique index)
     assert counts == ([5, 5] if dialect == "sqlite" else [4, 4])
+    # A derived slug costs one statement more: the siblings' slugs it must not take.
+    _, seen = await statements_of(admin, CREATE % "id", {"input": article(route, datatype, Views="2")})
+    assert len(seen) - len(viewer_only) == counts[0] + 1
 
 
 async def test_on_sqlite_the_coupled_write_runs_on_the_loops_connection(blog, dialect):
@@ -222,5 +227,5 @@ async def test_on_sqlite_the_coupled_write_runs_on_the_loops_connection(blog, di
     inline = app.state.database.inline
     await admin.execute(CREATE % "id", {"input": article(route, datatype)})
     before = inline.statements
-    await admin.data(CREATE % "id", {"input": article(route, datatype, Views="2")})
+    await admin.data(CREATE % "id", {"input": article(route, datatype, Views="2") | {"slug": "given"}})
     assert inline.statements == before + 5 and inline.owner is None

@@ -10,7 +10,7 @@ from cms_fixtures import field_ids, make_datatype, make_route
 from media_fixtures import PREFLIGHT, admin, backend, media_app, png, s3_server, storage_settings, upload  # noqa: F401
 from modula_testing import GraphQLClient
 
-SET_STATUS = "mutation($id: Int!, $s: String!) { updateContent(id: $id, fields: [], status: $s) { id status } }"
+SET_STATUS = "mutation($id: Int!, $s: ContentStatus!) { updateContent(id: $id, fields: [], status: $s) { id status } }"
 
 
 async def test_the_original_is_served_with_its_type_length_and_a_strong_etag(admin, media_app, backend):
@@ -124,12 +124,12 @@ async def test_media_is_readable_through_the_content_that_uses_it(admin, media_a
 
         created = await admin.data(
             "mutation($input: CreateContentInput!) { createContent(input: $input) { id } }",
-            {"input": {"routeId": route["id"], "datatypeId": datatype["id"], "status": "draft",
+            {"input": {"routeId": route["id"], "datatypeId": datatype["id"], "status": "DRAFT",
                        "fields": [{"fieldId": ids["Title"], "value": "Hi"}, {"fieldId": ids["Cover"], "value": str(media["id"])}]}})
         node = created["createContent"]["id"]
         assert (await anonymous.http.get(url)).status_code == 404  # a draft uses it
 
-        await admin.data(SET_STATUS, {"id": node, "s": "published"})
+        await admin.data(SET_STATUS, {"id": node, "s": "PUBLISHED"})
         served = await anonymous.http.get(url)
         assert served.status_code == 200 and served.headers["cache-control"] == "public, max-age=31536000, immutable"
         # Anyone may read it now, so the administrator's copy may be cached publicly too.

@@ -87,7 +87,7 @@ async def test_anonymous_reads_only_published_content_through_every_path(people)
     root = await make_content(admin, route, datatype)
     ids = datatype["fields"][0]["id"]
     draft = (await admin.data("mutation($i: CreateContentInput!) { createContent(input: $i) { id } }", {"i": {
-        "routeId": route["id"], "datatypeId": datatype["id"], "parentId": root["id"], "status": "draft",
+        "routeId": route["id"], "datatypeId": datatype["id"], "parentId": root["id"], "status": "DRAFT",
         "fields": [{"fieldId": ids, "value": "secret"}]}}))["createContent"]
     anonymous = people["anonymous"]
     data = await anonymous.data(f"{{ contents {{ id }} content(id: {draft['id']}) {{ id }} root: content(id: {root['id']}) {{ children {{ id }} }} }}")
@@ -109,14 +109,14 @@ async def test_own_row_rule_limits_updates_to_the_authors_content(app, people):
     theirs = await make_content(admin, route, datatype)
     async with token_client(app, "writer", roles=["author"]) as writer:
         mine = await make_content(writer, route, datatype)
-        update = "mutation($id: Int!) { updateContent(id: $id, fields: [], status: \"draft\") { id status } }"
-        assert (await writer.data(update, {"id": mine["id"]}))["updateContent"]["status"] == "draft"
+        update = "mutation($id: Int!) { updateContent(id: $id, fields: [], status: DRAFT) { id status } }"
+        assert (await writer.data(update, {"id": mine["id"]}))["updateContent"]["status"] == "DRAFT"
         body = await writer.execute(update, {"id": theirs["id"]})
         assert code(body) == FORBIDDEN
         body = await writer.execute("mutation($id: Int!) { deleteContent(id: $id) { deletedIds } }", {"id": theirs["id"]})
         assert code(body) == FORBIDDEN
     status = await admin.data(f"{{ content(id: {theirs['id']}) {{ status }} }}")
-    assert status["content"]["status"] == "published"  # untouched
+    assert status["content"]["status"] == "PUBLISHED"  # untouched
 
 
 @pytest.mark.parametrize("role", ["editor", "viewer", "anonymous"])

@@ -95,7 +95,7 @@ async def test_a_new_datatype_is_served_as_its_own_type_with_typed_values(client
                           publishedOn="2026-05-01", updated="2026-05-01T12:30:00Z", meta={"tags": ["a"]},
                           related=first["id"], parentId=first["id"])
     assert made | {"id": 0} == {
-        "id": 0, "status": "published", "title": "Second", "body": "<p>x</p>", "views": 42, "rating": 4.5,
+        "id": 0, "status": "DRAFT", "title": "Second", "body": "<p>x</p>", "views": 42, "rating": 4.5,
         "featured": True, "publishedOn": "2026-05-01", "updated": "2026-05-01T12:30:00+00:00", "meta": {"tags": ["a"]},
         "cover": None, "related": {"id": first["id"], "title": "First"}, "route": {"slug": "blog"},
         "parent": {"id": first["id"]}}
@@ -111,8 +111,8 @@ async def test_filters_and_orders_compare_typed_values_in_sql(client):
     await make_datatype(client, EDITORIAL)
     for title, views, day, featured in [("a", 5, "2026-01-05", True), ("b", 10, "2026-02-01", False),
                                         ("c", 100, "2026-03-01", True), ("d", None, None, None)]:
-        await _article(client, route, title=title, views=views, publishedOn=day, featured=featured)
-    await _article(client, other, title="elsewhere", views=7, status="draft")
+        await _article(client, route, title=title, views=views, publishedOn=day, featured=featured, status="PUBLISHED")
+    await _article(client, other, title="elsewhere", views=7, status="DRAFT")
 
     async def titles(arguments: str) -> list[str]:
         return [a["title"] for a in (await client.data(f"{{ articles({arguments}) {{ title }} }}"))["articles"]]
@@ -123,7 +123,7 @@ async def test_filters_and_orders_compare_typed_values_in_sql(client):
     assert await titles('where: {publishedOn: {gte: "2026-02-01"}}') == ["b", "c"]
     assert await titles("where: {featured: {eq: true}}") == ["a", "c"]
     assert await titles("where: {views: {isNull: true}}") == ["d"]
-    assert await titles('where: {or: [{title: {like: "a%"}}, {status: {eq: "draft"}}]}') == ["a", "elsewhere"]
+    assert await titles('where: {or: [{title: {like: "a%"}}, {status: {eq: DRAFT}}]}') == ["a", "elsewhere"]
     assert await titles(f"where: {{routeId: {{eq: {other['id']}}}, parentId: {{isNull: true}}}}") == ["elsewhere"]
     assert await titles("where: {not: {views: {in: [5, 10]}}}, orderBy: [{title: DESC}]") == ["elsewhere", "c"]  # NULL is not "not in"
     data = await client.data("""{ articlesAggregate(where: {views: {isNull: false}}) { count sum { views } max { publishedOn title } }
@@ -137,9 +137,9 @@ async def test_untyped_references_and_authors_resolve_through_content_node(clien
     route = await make_route(client)
     await make_datatype(client, [{"label": "Name", "type": "text"}], label="Tag", type="tag")
     await make_datatype(client, ARTICLE_FIELDS)  # `related` names no datatype: any ContentNode
-    tag = (await client.data(f'mutation {{ createTag(input: {{routeId: {route["id"]}, name: "t"}}) {{ id }} }}'))["createTag"]
+    tag = (await client.data(f'mutation {{ createTag(input: {{routeId: {route["id"]}, name: "t", status: PUBLISHED}}) {{ id }} }}'))["createTag"]
     article = (await client.data("mutation($i: ArticleCreateInput!) { createArticle(input: $i) { id } }",
-                                 {"i": {"routeId": route["id"], "title": "x", "related": tag["id"]}}))["createArticle"]
+                                 {"i": {"routeId": route["id"], "title": "x", "related": tag["id"], "status": "PUBLISHED"}}))["createArticle"]
     query = f"{{ article(id: {article['id']}) {{ related {{ __typename id ... on Tag {{ name }} }} author {{ username }} }} }}"
     assert (await client.data(query))["article"] == {"related": {"__typename": "Tag", "id": tag["id"], "name": "t"},
                                                      "author": {"username": "admin"}}
@@ -151,9 +151,9 @@ async def test_untyped_references_and_authors_resolve_through_content_node(clien
 async def test_contents_gains_filters_and_orders_on_the_common_columns(client):
     route = await make_route(client)
     await make_datatype(client, EDITORIAL)
-    ids = [(await _article(client, route, title=t, status=s))["id"] for t, s in [("a", "draft"), ("b", "published"), ("c", "draft")]]
-    data = await client.data('{ contents(where: {status: {eq: "draft"}}, orderBy: [{id: DESC}]) { id status } }')
-    assert data["contents"] == [{"id": ids[2], "status": "draft"}, {"id": ids[0], "status": "draft"}]
+    ids = [(await _article(client, route, title=t, status=s))["id"] for t, s in [("a", "DRAFT"), ("b", "PUBLISHED"), ("c", "DRAFT")]]
+    data = await client.data('{ contents(where: {status: {eq: DRAFT}}, orderBy: [{id: DESC}]) { id status } }')
+    assert data["contents"] == [{"id": ids[2], "status": "DRAFT"}, {"id": ids[0], "status": "DRAFT"}]
     error = await client.error("{ contents(orderBy: [{id: ASC, status: ASC}]) { id } }")
     assert error["extensions"] == {"code": "INVALID_ORDER", "inputPath": ["orderBy", 0]}
 
@@ -161,8 +161,8 @@ async def test_contents_gains_filters_and_orders_on_the_common_columns(client):
 async def test_anonymous_readers_see_published_typed_content_only(client, anonymous):
     route = await make_route(client)
     await make_datatype(client, EDITORIAL)
-    public = await _article(client, route, title="public")
-    draft = await _article(client, route, title="draft", status="draft", related=public["id"], parentId=public["id"])
+    public = await _article(client, route, title="public", status="PUBLISHED")
+    draft = await _article(client, route, title="draft", status="DRAFT", related=public["id"], parentId=public["id"])
     data = await anonymous.data(f"""{{ articles {{ title children {{ id }} }} article(id: {draft['id']}) {{ id }}
         articlesAggregate {{ count }} }}""")
     assert data == {"articles": [{"title": "public", "children": []}], "article": None, "articlesAggregate": {"count": 1}}
@@ -192,9 +192,9 @@ async def test_update_and_delete_change_only_nodes_of_their_datatype(client):
     await make_datatype(client, [{"label": "Name", "type": "text"}], label="Tag", type="tag")
     article = await _article(client, route, title="a", views=1, body="text")
     tag = (await client.data(f'mutation {{ createTag(input: {{routeId: {route["id"]}, name: "t"}}) {{ id name }} }}'))["createTag"]
-    changed = await client.data(f'mutation {{ updateArticle(id: {article["id"]}, set: {{views: 7, body: null, status: "draft"}}) '
+    changed = await client.data(f'mutation {{ updateArticle(id: {article["id"]}, set: {{views: 7, body: null, status: DRAFT}}) '
                                 "{ views body title status } }")
-    assert changed["updateArticle"] == {"views": 7, "body": None, "title": "a", "status": "draft"}
+    assert changed["updateArticle"] == {"views": 7, "body": None, "title": "a", "status": "DRAFT"}
     error = await client.error(f'mutation {{ updateArticle(id: {article["id"]}, set: {{title: null}}) {{ id }} }}')
     assert error["extensions"] == {"code": "REQUIRED_FIELD_MISSING", "inputPath": ["set", "title"]}
     wrong = await client.error(f'mutation {{ deleteArticle(id: {tag["id"]}) {{ deletedIds }} }}')

@@ -7,16 +7,19 @@ datatype's field list and the field's type first; a bad request writes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from modula.cms import content_tree
+from modula.db import content_paths
 from modula.cms.field_types import REFERENCE_TABLES, InvalidValue, StoredValue, parse_value
 from modula.db import core_tables as t
 from modula.db.connection import Session
+from modula.db.errors import UniqueViolation
 from modula.db.types import utcnow
 from modula.errors import ModulaError, Problems, not_found
 
@@ -35,14 +38,17 @@ class NewContent:
     datatype_id: int
     parent_id: int | None
     fields: Sequence[FieldValue]
-    status: str = "published"
+    status: str = "draft"
     author_id: int | None = None
+    slug: str | None = None  # None: derived from the node's title-like value, free among its siblings
 
 
 async def create_content(session: Session, new: NewContent) -> dict[str, Any]:
     """Insert a content node and all its field values, or nothing at all."""
     if new.status not in STATUSES:
         raise ModulaError("INVALID_VALUE", f"status must be one of {', '.join(STATUSES)}", ("input", "status"))
+    if new.slug is not None:
+        content_tree.check_slug(new.slug, ("input", "slug"))
     async with session.transaction(short=True):
         # The route, locked on PostgreSQL (sibling positions are read, then written), and the
         # datatype with its fields: one statement.
@@ -50,9 +56,13 @@ async def create_content(session: Session, new: NewContent) -> dict[str, Any]:
         if rows[0]["route__id"] is None:
             raise not_found("route", new.route_id, ("input", "routeId"))
         datatype_fields = _fields_of(rows, new.datatype_id, ("input", "datatypeId"))
+        parent_path = None
         if new.parent_id is not None:
-            await _check_parent(session, new.parent_id, new.route_id, ("input", "parentId"))
+            parent_path = (await _check_parent(session, new.parent_id, new.route_id, ("input", "parentId")))["tree_path"]
         stored = await _check_values(session, datatype_fields, new.fields, ("input", "fields"), require_all=True)
+        slug = new.slug
+        if slug is None:
+            slug = await _derived_slug(session, new, datatype_fields, stored)
 
         now = utcnow()
         node = {
@@ -61,28 +71,57 @@ async def create_content(session: Session, new: NewContent) -> dict[str, Any]:
             "new_parent_id": new.parent_id,
             "new_author_id": new.author_id,
             "new_status": new.status,
+            "new_slug": slug,
+            "new_tree_path": content_paths.tree_path(parent_path, slug),
             "new_created_at": now,
             "new_updated_at": now,
         }
-        if session.dialect == "postgresql":  # the node and its values in one round trip
-            values = {"field_ids": list(stored), "texts": [v.value for v in stored.values()],
-                      "numbers": [v.value_number for v in stored.values()], "times": [v.value_time for v in stored.values()]}
-            return await session.fetch_one(_INSERT_WITH_VALUES[new.parent_id is None], {**node, **values})
-        content = await session.fetch_one(_INSERT_ROOT if new.parent_id is None else _INSERT_CHILD, node)
+        with _slug_taken(slug, ("input", "slug")):  # an explicit slug is checked by the unique index
+            if session.dialect == "postgresql":  # the node and its values in one round trip
+                values = {"field_ids": list(stored), "texts": [v.value for v in stored.values()],
+                          "numbers": [v.value_number for v in stored.values()], "times": [v.value_time for v in stored.values()]}
+                return await session.fetch_one(_INSERT_WITH_VALUES[new.parent_id is None], {**node, **values})
+            content = await session.fetch_one(_INSERT_ROOT if new.parent_id is None else _INSERT_CHILD, node)
         await _insert_values(session, content["id"], stored)
     return content
 
 
+@contextlib.contextmanager
+def _slug_taken(slug: str, path) -> Iterator[None]:
+    """The unique index on (route_id, tree_path) failing, as SLUG_TAKEN at `path`."""
+    try:
+        yield
+    except UniqueViolation as exc:
+        if "tree_path" not in (exc.constraint or ""):
+            raise
+        raise ModulaError("SLUG_TAKEN", f"slug {slug!r} is already taken among the node's siblings", path) from None
+
+
+async def _derived_slug(session: Session, new: NewContent, datatype_fields, stored: dict[int, StoredValue]) -> str:
+    """The slug of the node's title-like value, made free among its siblings (`hello-2`): one statement."""
+    base = content_paths.base_slug(content_paths.title_of(datatype_fields.values(), {i: v.value for i, v in stored.items()}))
+    taken = await session.fetch_all(_SIBLING_SLUGS[new.parent_id is None], {
+        "route_id": new.route_id, "parent_id": new.parent_id, "stem": content_paths.stem(base) + "%"})
+    return content_paths.free_slug(base, (row["slug"] for row in taken))
+
+
 async def update_content(
-    session: Session, content_id: int, values: Sequence[FieldValue], *, status: str | None = None
+    session: Session, content_id: int, values: Sequence[FieldValue], *, status: str | None = None,
+    slug: str | None = None,
 ) -> dict[str, Any]:
-    """Set the given field values (null clears an optional one); untouched fields keep theirs."""
+    """Set the given field values (null clears an optional one); untouched fields keep theirs. A new
+    slug changes the node's path and its descendants' paths."""
     if status is not None and status not in STATUSES:
         raise ModulaError("INVALID_VALUE", f"status must be one of {', '.join(STATUSES)}", ("status",))
+    if slug is not None:
+        content_tree.check_slug(slug, ("slug",))
     async with session.transaction(short=True):
         content = await get_content(session, content_id)
         if content is None:
             raise not_found("content", content_id, ("id",))
+        if slug is not None and slug != content["slug"]:
+            await content_tree.lock_route(session, content["route_id"])
+            await content_tree.rename(session, content_id, slug, ("slug",))
         datatype_fields = await _datatype_fields(session, content["datatype_id"], ("id",))
         stored = await _check_values(session, datatype_fields, values, ("fields",), require_all=False)
         # Every named field loses its old value; the non-null ones get their new value.
@@ -198,7 +237,7 @@ def _fields_of(rows: list[dict[str, Any]], datatype_id: int, path) -> dict[int, 
     return fields
 
 
-async def _check_parent(session: Session, parent_id: int, route_id: int, path) -> None:
+async def _check_parent(session: Session, parent_id: int, route_id: int, path) -> dict[str, Any]:
     parent = await get_content(session, parent_id)
     if parent is None:
         raise not_found("parent content", parent_id, path)
@@ -206,6 +245,7 @@ async def _check_parent(session: Session, parent_id: int, route_id: int, path) -
         raise ModulaError(
             "INVALID_PARENT", f"parent {parent_id} belongs to route {parent['route_id']}, not {route_id}", path
         )
+    return parent
 
 
 async def _check_values(
@@ -325,9 +365,9 @@ def _insert_with_values(root: bool) -> sa.TextClause:
     returned = ", ".join(t.content_data.c.keys())
     return sa.text(
         "WITH node AS (INSERT INTO content_data (route_id, datatype_id, parent_id, position, author_id, status,"
-        " created_at, updated_at) VALUES (:new_route_id, :new_datatype_id, :new_parent_id,"
+        " slug, tree_path, created_at, updated_at) VALUES (:new_route_id, :new_datatype_id, :new_parent_id,"
         f" (SELECT coalesce(max(position) + 1, 0) FROM content_data WHERE route_id = :new_route_id AND {siblings}),"
-        " :new_author_id, :new_status, :new_created_at, :new_updated_at) RETURNING *),"
+        " :new_author_id, :new_status, :new_slug, :new_tree_path, :new_created_at, :new_updated_at) RETURNING *),"
         " inserted AS (INSERT INTO content_fields (content_data_id, field_id, value, value_number, value_time)"
         " SELECT node.id, v.field_id, v.value, v.value_number, v.value_time FROM node,"
         " unnest(CAST(:field_ids AS integer[]), CAST(:texts AS text[]), CAST(:numbers AS double precision[]),"
@@ -351,11 +391,23 @@ def _insert_content(root: bool) -> sa.Insert:
         .scalar_subquery()
     )
     values = {name: _param(f"new_{name}", cd.c[name])
-              for name in ("route_id", "datatype_id", "parent_id", "author_id", "status", "created_at", "updated_at")}
+              for name in ("route_id", "datatype_id", "parent_id", "author_id", "status", "slug", "tree_path",
+                           "created_at", "updated_at")}
     return cd.insert().values(**values, position=position).returning(*cd.c)
 
 
 _INSERT_ROOT, _INSERT_CHILD = _insert_content(True), _insert_content(False)
+
+
+def _sibling_slugs(root: bool) -> sa.Select:
+    """The slugs of the would-be siblings that start like a derived slug's candidates."""
+    cd = t.content_data
+    siblings = cd.c.parent_id.is_(None) if root else cd.c.parent_id == _param("parent_id", cd.c.parent_id)
+    return sa.select(cd.c.slug).where(cd.c.route_id == _param("route_id", cd.c.route_id), siblings,
+                                      cd.c.slug.like(_param("stem", cd.c.slug)))
+
+
+_SIBLING_SLUGS = {True: _sibling_slugs(True), False: _sibling_slugs(False)}
 
 _INSERT_VALUE = t.content_fields.insert().values(
     {name: _param(name, t.content_fields.c[name])

@@ -47,6 +47,8 @@ NODE_COLUMNS = (
     _column("datatype_id", "integer", nullable=False),
     _column("position", "integer", nullable=False),
     _column("status", "text", nullable=False),
+    _column("slug", "text"),
+    _column("tree_path", "text"),
     _column("created_at", "datetime", nullable=False),
     _column("updated_at", "datetime", nullable=False),
 )

@@ -135,12 +135,18 @@ content_data = sa.Table(
     sa.Column("position", sa.Integer, nullable=False),
     _fk("author_id", "users.id", nullable=True, ondelete="SET NULL"),
     sa.Column("status", sa.String(16), nullable=False, server_default="published"),
+    # Unique among siblings; tree_path: the slugs from the route's root down ("2026/hello").
+    # Nullable in the database (added by 0014); every write sets both.
+    sa.Column("slug", sa.String(128), nullable=True),
+    sa.Column("tree_path", sa.Text, nullable=True),
     _created(),
     _updated(),
 )
 
 # Sibling order lookups (next position, gap closing) stay cheap as a route grows.
 sa.Index("ix_content_data_siblings", content_data.c.route_id, content_data.c.parent_id, content_data.c.position)
+# A node by its path: one lookup; also what keeps siblings' slugs apart.
+sa.Index("ix_content_data_tree_path", content_data.c.route_id, content_data.c.tree_path, unique=True)
 
 # One row per (content, field). `value` is the canonical text; `value_number` and `value_time`
 # hold the same value typed, so filters and sorts compare 9 < 100 and dates as dates.

@@ -15,7 +15,7 @@ MAX_LENGTH = 63
 RESERVED = frozenset({
     "id", "slug", "path", "status", "position", "createdAt", "updatedAt", "route", "routeId", "parent", "parentId",
     "children", "ancestors", "descendants", "siblings", "author", "authorId", "datatype", "datatypeId", "fields",
-    "nodeId", "ref", "refs", "and", "or", "not",
+    "nodeId", "ref", "refs", "treePath", "and", "or", "not",
 })
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from modula.cms.typed_content import NODE_COLUMNS, DatatypeShape, typed_content
+from modula.schema.content_filters import ContentStatus
 from modula.schema.core_types import Content, CoreInfo, Row
 from modula.schema.dynamic import python_name
 
@@ -28,7 +29,8 @@ class TypedType:
         """The object for a row of `TypedContent` (node columns and one column per field)."""
         values = {python_name(f.name): row[f.name] for f in self.shape.fields if f.type != "content"}
         references = {f.name: row[f.name] for f in self.shape.fields if f.type == "content"}
-        return self.cls(**{name: row[name] for name in _NODE_ATTRIBUTES}, **values, references_=references)
+        node = {name: row[name] for name in _NODE_ATTRIBUTES} | {"status": ContentStatus(row["status"])}
+        return self.cls(**node, **values, references_=references)
 
 
 @dataclass

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 from strawberry.scalars import JSON
 
-from modula.cms import content, content_tree, datatypes, routes, sites, typed_content
+from modula.cms import content, content_tree, datatypes, paths, routes, sites, typed_content
 from modula.cms.datatypes import NewField
 from modula.errors import ModulaError
-from modula.schema.guards import content_visibility, narrowed, require, require_content
+from modula.schema.guards import content_visibility, content_visible, narrowed, require, require_content
 from modula.schema.naming import datatype_names
-from modula.schema.filters import UNSET, DateTimeFilter, IntFilter, OrderDirection, StringFilter, to_order, to_where
+from modula.schema.content_filters import (FILTER_COLUMNS, ORDER_COLUMNS, ContentFilter, ContentOrderBy, ContentStatus,
+                                           stored_status)
+from modula.schema.filters import to_order, to_where
 from modula.schema.paging import page
 from modula.schema.table_fields import reported
 from modula.schema.auth_schema import AuthMutation, AuthQuery
@@ -18,6 +22,7 @@ from modula.schema.media_schema import MediaMutation, MediaQuery
 from modula.schema.plugin_admin import PluginMutation, PluginQuery
 from modula.schema.core_types import (
     Content,
+    ContentNode,
     CoreInfo,
     Datatype,
     DeleteContentResult,
@@ -68,35 +73,9 @@ class CreateContentInput:
     datatype_id: int
     parent_id: int | None = None
     fields: list[FieldValueInput] = strawberry.field(default_factory=list)
-    status: str = strawberry.field(default="published", description="draft or published")
-
-
-@strawberry.input(description="Which content nodes, on the columns every node has: every given condition must hold.")
-class ContentFilter:
-    id: IntFilter | None = UNSET
-    status: StringFilter | None = UNSET
-    route_id: IntFilter | None = UNSET
-    parent_id: IntFilter | None = UNSET
-    datatype_id: IntFilter | None = UNSET
-    created_at: DateTimeFilter | None = UNSET
-    updated_at: DateTimeFilter | None = UNSET
-    and_: list[ContentFilter] | None = strawberry.field(default=UNSET, name="and", description="all of these")
-    or_: list[ContentFilter] | None = strawberry.field(default=UNSET, name="or", description="any of these")
-    not_: ContentFilter | None = strawberry.field(default=UNSET, name="not", description="not this")
-
-
-@strawberry.input(description="One column per item, e.g. [{createdAt: DESC}].")
-class ContentOrderBy:
-    id: OrderDirection | None = UNSET
-    position: OrderDirection | None = UNSET
-    status: OrderDirection | None = UNSET
-    route_id: OrderDirection | None = UNSET
-    created_at: OrderDirection | None = UNSET
-    updated_at: OrderDirection | None = UNSET
-
-
-_FILTER_COLUMNS = {name: name for name in ("id", "status", "route_id", "parent_id", "datatype_id", "created_at", "updated_at")}
-_ORDER_COLUMNS = {name: name for name in ("id", "position", "status", "route_id", "created_at", "updated_at")}
+    status: ContentStatus = strawberry.field(default=ContentStatus.DRAFT, description="New content is a draft unless asked otherwise.")
+    slug: str | None = strawberry.field(default=None, description="Unique among its siblings; derived from a "
+                                        "title-like field when not given (hello-world, then hello-world-2, …)")
 
 
 async def content_event(info: CoreInfo, event: str, row: dict) -> None:
@@ -178,14 +157,25 @@ class Query(AuthQuery, PluginQuery, MediaQuery):
         )
         return [Content.from_row(row) for row in rows]
 
+    @strawberry.field(description="The node at a path (/blog/2026/hello: the route's slug, then the node slugs from "
+                                  "the root down) among the routes of `siteId` (null: routes without a site), typed "
+                                  "by its datatype; null when there is none or the viewer may not see it.")
+    async def content_by_path(self, info: CoreInfo, path: str, site_id: int | None = None) -> ContentNode | None:
+        require(info, "read", "content")
+        row = await paths.node_by_path(info.context.session, path, site_id)
+        if row is None or not content_visible(info, row):
+            return None
+        found = await info.schema.content_nodes.nodes(info, [row])
+        return found[0] if found else None
+
 
 async def _filtered_contents(info: CoreInfo, route_id, datatype_id, where, order_by, size: int, start: int) -> list[Content]:
     visible = typed_content.visibility_filter(content_visibility(info))
     equal = {column: {"eq": value} for column, value in (("route_id", route_id), ("datatype_id", datatype_id)) if value is not None}
     with reported():
-        condition = narrowed(narrowed(to_where(where, _FILTER_COLUMNS, ("where",)), equal or None), visible)
+        condition = narrowed(narrowed(to_where(where, FILTER_COLUMNS, ("where",)), equal or None), visible)
         rows = await typed_content.NODES.find(info.context.session, where=condition, limit=size, offset=start,
-                                              order_by=to_order(order_by, _ORDER_COLUMNS, ("orderBy",)))
+                                              order_by=to_order(order_by, ORDER_COLUMNS, ("orderBy",)))
     return [Content.from_row(row) for row in rows]
 
 
@@ -219,8 +209,9 @@ class Mutation(PluginMutation, AuthMutation, MediaMutation):
             datatype_id=input.datatype_id,
             parent_id=input.parent_id,
             fields=[content.FieldValue(field_id=f.field_id, value=f.value) for f in input.fields],
-            status=input.status,
+            status=input.status.value,
             author_id=info.context.viewer.user_id,
+            slug=input.slug,
         )
         require(info, "create", "content")
         row = await content.create_content(info.context.session, new)
@@ -229,11 +220,13 @@ class Mutation(PluginMutation, AuthMutation, MediaMutation):
 
     @strawberry.mutation(description="Set field values; a null value clears an optional field.")
     async def update_content(
-        self, info: CoreInfo, id: int, fields: list[FieldValueInput], status: str | None = None
+        self, info: CoreInfo, id: int, fields: list[FieldValueInput], status: ContentStatus | None = None,
+        slug: Annotated[str | None, strawberry.argument(description="A new slug: the node's and its descendants' "
+                                                        "paths change with it")] = None,
     ) -> Content:
         await _require_node(info, id, "update")
         values = [content.FieldValue(field_id=f.field_id, value=f.value) for f in fields]
-        row = await content.update_content(info.context.session, id, values, status=status)
+        row = await content.update_content(info.context.session, id, values, status=stored_status(status), slug=slug)
         await content_event(info, "after_update", row)
         return Content.from_row(row)
 
@@ -244,9 +237,11 @@ class Mutation(PluginMutation, AuthMutation, MediaMutation):
         await content_event(info, "after_delete", {"id": id, "deleted_ids": deleted})
         return DeleteContentResult(deleted_ids=deleted)
 
-    @strawberry.mutation(description="Move a node under another parent (null: the route's root) at a position (null: last).")
+    @strawberry.mutation(description="Move a node under another parent (null: the route's root) at a position (null: "
+                                     "last), optionally with a new slug; its subtree's paths follow. Refused when it "
+                                     "would be its own ancestor or its slug is taken among its new siblings.")
     async def move_content(
-        self, info: CoreInfo, id: int, parent_id: int | None = None, position: int | None = None
+        self, info: CoreInfo, id: int, parent_id: int | None = None, position: int | None = None, slug: str | None = None
     ) -> Content:
         await _require_node(info, id, "update")
-        return Content.from_row(await content_tree.move_content(info.context.session, id, parent_id, position))
+        return Content.from_row(await content_tree.move_content(info.context.session, id, parent_id, position, slug))

@@ -10,8 +10,12 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from modula.cms.paths import public_path
+from modula.cms.typed_content import visibility_filter
+from modula.schema.content_filters import FILTER_COLUMNS, ContentFilter, ContentStatus
 from modula.schema.context import RequestContext
-from modula.schema.guards import content_visible, require
+from modula.schema.filters import to_where
+from modula.schema.guards import content_visibility, content_visible, narrowed, require
 
 if TYPE_CHECKING:
     from modula.schema.auth_schema import User
@@ -167,13 +171,39 @@ def content_nodes(info: CoreInfo) -> ContentNodes:
                                   "the typed fields of a datatype's generated type.")
 class ContentNode:
     id: int
-    status: str
+    slug: str = strawberry.field(description="Unique among its siblings; the last segment of its path.")
+    status: ContentStatus
     created_at: dt.datetime
     updated_at: dt.datetime
     route_id: strawberry.Private[int]
     datatype_id: strawberry.Private[int]
     parent_id: strawberry.Private[int | None]
     author_id: strawberry.Private[int | None]
+    tree_path: strawberry.Private[str]  # the slugs from the route's root down ("2026/hello")
+
+    @strawberry.field(description="The route's slug, then the slugs from the root down: /blog/2026/hello "
+                                  "(what contentByPath takes).")
+    async def path(self, info: CoreInfo) -> str:
+        return public_path((await info.context.loaders.route.load(self.route_id))["slug"], self.tree_path)
+
+    @strawberry.field(description="The nodes above this one, root first (those the viewer may see).")
+    async def ancestors(self, info: CoreInfo) -> list[ContentNode]:
+        rows = await info.context.loaders.ancestors.load((self.route_id, self.tree_path))
+        return await content_nodes(info).nodes(info, [row for row in rows if content_visible(info, row)])
+
+    @strawberry.field(description="The other nodes under the same parent (or the route's other roots), in order.")
+    async def siblings(self, info: CoreInfo) -> list[ContentNode]:
+        rows = await info.context.loaders.siblings.load((self.route_id, self.parent_id))
+        return await content_nodes(info).nodes(
+            info, [row for row in rows if row["id"] != self.id and content_visible(info, row)])
+
+    @strawberry.field(description="The nodes below this one, by id: down to `depth` levels (1: the children; "
+                                  "null: all), those `where` lets through.")
+    async def descendants(self, info: CoreInfo, depth: int | None = None,
+                          where: ContentFilter | None = None) -> list[ContentNode]:
+        condition = narrowed(to_where(where, FILTER_COLUMNS, ("where",)), visibility_filter(content_visibility(info)))
+        rows = await info.context.loaders.descendants(depth, condition).load((self.route_id, self.tree_path))
+        return await content_nodes(info).nodes(info, rows)
 
     @strawberry.field
     async def route(self, info: CoreInfo) -> Route:
@@ -212,9 +242,10 @@ class Content(ContentNode):
 
     @classmethod
     def from_row(cls, row: Row) -> Content:
-        return cls(id=row["id"], position=row["position"], status=row["status"],
-                   created_at=row["created_at"], updated_at=row["updated_at"], route_id=row["route_id"],
-                   datatype_id=row["datatype_id"], parent_id=row["parent_id"], author_id=row.get("author_id"))
+        return cls(id=row["id"], position=row["position"], status=ContentStatus(row["status"]), slug=row["slug"],
+                   tree_path=row["tree_path"], created_at=row["created_at"], updated_at=row["updated_at"],
+                   route_id=row["route_id"], datatype_id=row["datatype_id"], parent_id=row["parent_id"],
+                   author_id=row.get("author_id"))
 
     @classmethod
     def visible(cls, info: CoreInfo, row: Row | None) -> Content | None:

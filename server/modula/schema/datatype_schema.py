@@ -26,6 +26,7 @@ from modula.db.introspection import TableSpec
 from modula.errors import InvalidInput, ModulaError, not_found
 from modula.schema import naming
 from modula.schema.content_nodes import ContentNodes, TypedType
+from modula.schema.content_filters import ContentStatus, ContentStatusFilter, stored_status
 from modula.schema.core_schema import content_event
 from modula.schema.core_types import ContentNode, DeleteContentResult
 from modula.schema.dynamic import TypeFactory, python_name, resolver
@@ -39,10 +40,12 @@ from modula.schema.table_types import aggregate_type
 Fields = dict[str, tuple[Any, Any]]
 
 # GraphQL field -> column, for the node's own columns a filter or an order may name.
-_NODE_FILTERS = {"id": ("id", IntFilter), "status": ("status", StringFilter), "routeId": ("route_id", IntFilter),
+_NODE_FILTERS = {"id": ("id", IntFilter), "status": ("status", ContentStatusFilter), "slug": ("slug", StringFilter),
+                 "routeId": ("route_id", IntFilter),
                  "parentId": ("parent_id", IntFilter), "createdAt": ("created_at", DateTimeFilter),
                  "updatedAt": ("updated_at", DateTimeFilter)}
-_NODE_ORDERS = {"id": "id", "position": "position", "status": "status", "createdAt": "created_at", "updatedAt": "updated_at"}
+_NODE_ORDERS = {"id": "id", "position": "position", "status": "status", "slug": "slug", "createdAt": "created_at",
+                "updatedAt": "updated_at"}
 
 
 @dataclass
@@ -166,10 +169,15 @@ def _finish(factory: TypeFactory, g: _Generated, by_type: dict[str, _Generated])
 
     create = {"route_id": (int, strawberry.field(default=UNSET, name="routeId")),
               "parent_id": (int | None, strawberry.field(default=UNSET, name="parentId")),
-              "status": (str, strawberry.field(default="published", description="draft or published"))}
+              "slug": (str | None, strawberry.field(default=None, description="Unique among its siblings; derived "
+                                                    "from a title-like field when not given")),
+              "status": (ContentStatus, strawberry.field(default=ContentStatus.DRAFT,
+                                                         description="New content is a draft unless asked otherwise."))}
     create |= {python_name(f.name): value_input(f, f.required) for f in shape.fields}
     g.create_input = factory.input_type(derived("CreateInput"), create, description=f"A new {shape.type} node and its values.")
-    sets = {"status": (str | None, strawberry.field(default=UNSET, description="draft or published"))}
+    sets = {"status": (ContentStatus | None, strawberry.field(default=UNSET)),
+            "slug": (str | None, strawberry.field(default=UNSET, description="A new slug: the node's and its "
+                                                  "descendants' paths change with it"))}
     sets |= {python_name(f.name): value_input(f, False) for f in shape.fields}
     g.set_input = factory.input_type(derived("SetInput"), sets,
                                      description="The values to change; null clears an optional field.")
@@ -308,7 +316,7 @@ def _mutations(g: _Generated, nodes: ContentNodes) -> Fields:
         fields, order = values(input, keep_null=False)
         parent_id = input.parent_id if given(input.parent_id) else None
         new = content.NewContent(route_id=input.route_id, datatype_id=shape.id, parent_id=parent_id, fields=fields,
-                                 status=input.status, author_id=info.context.viewer.user_id)
+                                 status=input.status.value, author_id=info.context.viewer.user_id, slug=input.slug)
         require(info, "create", "content")
         try:
             row = await content.create_content(info.context.session, new)
@@ -320,12 +328,14 @@ def _mutations(g: _Generated, nodes: ContentNodes) -> Fields:
     async def update(root, info, id, set):
         await node_of_this_type(info, id, "update")
         fields, order = values(set, keep_null=True)
-        status = None if set.status is UNSET else set.status
-        if not fields and status is None:
+        status = None if set.status is UNSET else stored_status(set.status)
+        slug = None if set.slug is UNSET else set.slug
+        if not fields and status is None and slug is None:
             raise ModulaError("INVALID_INPUT", "give at least one value to set", ("set",))
-        rename = {("fields", i): ("set", name) for i, name in enumerate(order)} | {("status",): ("set", "status")}
+        rename = {("fields", i): ("set", name) for i, name in enumerate(order)} | {("status",): ("set", "status"),
+                                                                                     ("slug",): ("set", "slug")}
         try:
-            row = await content.update_content(info.context.session, id, fields, status=status)
+            row = await content.update_content(info.context.session, id, fields, status=status, slug=slug)
         except ModulaError as exc:
             raise _renamed(exc, rename) from None
         await content_event(info, "after_update", row)

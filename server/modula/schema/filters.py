@@ -109,7 +109,7 @@ def to_where(value: Any, columns: dict[str, str], path: tuple) -> dict | None:
         for op in ("eq", "neq", "gt", "gte", "lt", "lte", "in", "nin", "like", "ilike", "isNull"):
             operand = getattr(comparison, _OPERATORS.get(op, op), UNSET)
             if given(operand):
-                ops[op] = operand
+                ops[op] = _plain(operand)
         if ops:
             where[column] = ops
     for logic in ("and", "or"):
@@ -120,6 +120,15 @@ def to_where(value: Any, columns: dict[str, str], path: tuple) -> dict | None:
     if given(negated):
         where["not"] = to_where(negated, columns, (*path, "not")) or {}
     return where
+
+
+def _plain(operand: Any) -> Any:
+    """An enum operand (a node's status) compares as the value it stands for."""
+    if isinstance(operand, enum.Enum):
+        return operand.value
+    if isinstance(operand, list):
+        return [_plain(item) for item in operand]
+    return operand
 
 
 def to_order(items: Any, columns: dict[str, str], path: tuple) -> list[tuple[str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from modula.auth import users
-from modula.cms import content, datatypes, media, routes, sites
+from modula.cms import content, datatypes, media, paths, routes, sites
 from modula.db.connection import Session
 
 Row = dict[str, Any]
@@ -29,6 +30,14 @@ def _grouped(fetch: Callable[[Session, list], Awaitable[list[Row]]], session: Se
         for row in await fetch(session, list(keys)):
             groups[row[key]].append(row)
         return [groups.get(k, []) for k in keys]
+
+    return DataLoader(load_fn=load)
+
+
+def _aligned(fetch: Callable[[Session, list], Awaitable[list]], session: Session):
+    """A loader over a fetch that answers one item per key, in the keys' order."""
+    async def load(keys: list) -> list:
+        return await fetch(session, list(keys))
 
     return DataLoader(load_fn=load)
 
@@ -70,6 +79,22 @@ class Loaders:
     @property
     def children(self) -> DataLoader:
         return self.keyed("children", lambda: _grouped(content.children_of, self.session, "parent_id"))
+
+    @property
+    def ancestors(self) -> DataLoader:
+        """(route_id, tree_path) -> the nodes above, root first."""
+        return self.keyed("ancestors", lambda: _aligned(paths.ancestors_of, self.session))
+
+    @property
+    def siblings(self) -> DataLoader:
+        """(route_id, parent_id) -> the nodes under that parent, in order."""
+        return self.keyed("siblings", lambda: _aligned(paths.siblings_of, self.session))
+
+    def descendants(self, depth: int | None, where: dict | None) -> DataLoader:
+        """(route_id, tree_path) -> the nodes below, one loader per (depth, filter) asked for."""
+        key = ("descendants", depth, json.dumps(where, sort_keys=True, default=str))
+        return self.keyed(key, lambda: _aligned(
+            lambda session, keys: paths.descendants_of(session, keys, depth, where), self.session))
 
     @property
     def values(self) -> DataLoader:

@@ -21,13 +21,14 @@ CONTENT, VALUES, FIELDS, POSITIONS = t.content_data, t.content_fields, t.fields,
 @dataclass(frozen=True)
 class Column:
     name: str
-    kind: str  # as the fast path's renderers serialise it: integer, text or boolean
+    kind: str  # as the fast path's renderers serialise it: integer, text or boolean; status: ContentStatus's name
 
 
 # GraphQL field -> the column Strawberry serialises it from, per core type. Every other field
 # (createdAt, updatedAt, data, route, datatype, parent, children) is not here: it falls back.
 _COLUMNS = {
-    "Content": {"id": Column("id", "integer"), "position": Column("position", "integer"), "status": Column("status", "text")},
+    "Content": {"id": Column("id", "integer"), "position": Column("position", "integer"), "status": Column("status", "status"),
+                "slug": Column("slug", "text")},
     "ContentField": {"id": Column("id", "integer"), "value": Column("value", "text")},
     "Field": {"id": Column("id", "integer"), "name": Column("name", "text"), "label": Column("label", "text"),
               "type": Column("type", "text"), "required": Column("required", "boolean")},
@@ -146,6 +147,8 @@ def _pairs(r: Renderer, shape: Shape, alias: str, nested: Any) -> list[tuple[str
     for key, item in shape.fields:
         if isinstance(item, str):
             pairs.append((key, literal(item)))
+        elif isinstance(item, Column) and item.kind == "status":  # stored lowercase, named in capitals
+            pairs.append((key, r.column_value(f"upper({alias}.{quote(item.name)})", "text")))
         elif isinstance(item, Column):
             pairs.append((key, r.column_value(f"{alias}.{quote(item.name)}", item.kind)))
         else:

@@ -19,12 +19,13 @@ from modula.cms import content
 from modula.db.errors import DatabaseError
 from modula.errors import ModulaError
 from modula.schema.compiled.plan import MAX_FIELDS, Planner
-from modula.schema.compiled.tree import Fallback, Getter, VarRef, constant
+from modula.schema.compiled.tree import Enum, Fallback, Getter, VarRef, constant
 
 # Content's fields that are its own columns, as Strawberry serialises them (DateTime: isoformat).
-_COLUMNS = {"id": "id", "position": "position", "status": "status", "createdAt": "created_at",
+_COLUMNS = {"id": "id", "position": "position", "status": "status", "slug": "slug", "createdAt": "created_at",
             "updatedAt": "updated_at"}
-_INPUT_KEYS = frozenset({"routeId", "datatypeId", "parentId", "fields", "status"})
+_INPUT_KEYS = frozenset({"routeId", "datatypeId", "parentId", "fields", "status", "slug"})
+_STATUSES = {"DRAFT": "draft", "PUBLISHED": "published"}  # ContentStatus: GraphQL name -> stored value
 _VALUE_KEYS = frozenset({"fieldId", "value"})
 INPUTS = frozenset({"CreateContentInput", "FieldValueInput"})  # input types a variable may have
 
@@ -38,6 +39,7 @@ class ContentCreate:
     datatype_id: Getter
     parent_id: Getter
     status: Getter
+    slug: Getter
     fields: tuple[tuple[Getter, Getter], ...]  # (fieldId, value)
     selection: tuple[tuple[str, str | None, str | None], ...]  # (key, column, or __typename's value)
 
@@ -53,6 +55,7 @@ class ContentCreate:
                         for field_id, value in self.fields],
                 status=self.status(variables, viewer),
                 author_id=viewer.user_id,
+                slug=self.slug(variables, viewer),
             )
         except Fallback:
             return None
@@ -61,7 +64,7 @@ class ContentCreate:
         except (ModulaError, DatabaseError):
             return None  # rolled back: Strawberry runs it again and reports the error with its path
         await context.core_event("after_insert", "content", row, "createContent")
-        answer = {key: typename if column is None else _serialised(row[column]) for key, column, typename in self.selection}
+        answer = {key: typename if column is None else _serialised(column, row[column]) for key, column, typename in self.selection}
         return json.dumps({self.key: answer}, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -76,10 +79,11 @@ def plan_create_content(planner: Planner, key: str, nodes: list[FieldNode]) -> C
         raise Fallback
     if "status" in given:
         if given["status"] is None:
-            raise Fallback  # String! with a default: null is an error
-        status = _string(given["status"])
+            raise Fallback  # ContentStatus! with a default: null is an error
+        status = _status(given["status"])
     else:
-        status = constant("published")
+        status = constant("draft")
+    slug = given.get("slug")
     items = given.get("fields", [])
     if not isinstance(items, list) or len(items) > 1000:
         raise Fallback
@@ -96,6 +100,7 @@ def plan_create_content(planner: Planner, key: str, nodes: list[FieldNode]) -> C
         datatype_id=planner._int(given["datatypeId"], _any),
         parent_id=constant(None) if parent is None else planner._int(parent, _any),
         status=status,
+        slug=constant(None) if slug is None else _string(slug),
         fields=tuple(values),
         selection=_selection(planner, nodes),
     )
@@ -134,9 +139,23 @@ def _string(value: Any) -> Getter:
     return constant(value)
 
 
+def _status(value: Any) -> Getter:
+    """A ContentStatus, inline (an enum value) or from a variable (its name as a string)."""
+    if isinstance(value, Enum) and value.name in _STATUSES:
+        return constant(_STATUSES[value.name])
+    if isinstance(value, VarRef) and value.value in _STATUSES:
+        def known(name: Any) -> None:
+            if name not in _STATUSES:
+                raise Fallback
+        return value.getter("String", _STATUSES.get, known)
+    raise Fallback
+
+
 def _any(value: Any) -> None:
     """Every Int is a valid id to look for (the service reports one that does not exist)."""
 
 
-def _serialised(value: Any) -> Any:
+def _serialised(column: str, value: Any) -> Any:
+    if column == "status":
+        return value.upper()  # ContentStatus's name
     return value.isoformat() if isinstance(value, dt.datetime) else value
