@@ -39,8 +39,10 @@ class ContentNodes:
 
     types: dict[int, TypedType] = field(default_factory=dict)
 
-    def loader(self, info: CoreInfo, typed: TypedType) -> DataLoader:
-        """Typed rows by node id, batched per request."""
+    def loader(self, info: CoreInfo, typed: TypedType, scope: str = "") -> DataLoader:
+        """Typed rows by node id, batched per request and `scope`: the nodes of one tree field
+        (`ancestors`, …) arrive together, so a loader of their own loads them in one batch whenever
+        the other fields' nodes arrive."""
         session = info.context.session
         crud = typed_content(typed.shape, session.dialect)
 
@@ -48,19 +50,19 @@ class ContentNodes:
             rows = await crud.by_keys(session, "id", list(ids))
             return [(rows.get(i) or [None])[0] for i in ids]
 
-        return info.context.loaders.keyed(("typed", typed.shape.id), lambda: DataLoader(load_fn=load))
+        return info.context.loaders.keyed(("typed", scope, typed.shape.id), lambda: DataLoader(load_fn=load))
 
-    async def nodes(self, info: CoreInfo, rows: list[Row]) -> list[Any]:
+    async def nodes(self, info: CoreInfo, rows: list[Row], scope: str = "") -> list[Any]:
         """The objects for `content_data` rows (already checked visible), in their order; a node
         deleted meanwhile is left out."""
         pending = []
         for row in rows:
             typed = self.types.get(row["datatype_id"])
-            pending.append(self._typed(info, typed, row["id"]) if typed else _ready(Content.from_row(row)))
+            pending.append(self._typed(info, typed, row["id"], scope) if typed else _ready(Content.from_row(row)))
         return [node for node in await asyncio.gather(*pending) if node is not None]
 
-    async def _typed(self, info: CoreInfo, typed: TypedType, node_id: int) -> Any:
-        row = await self.loader(info, typed).load(node_id)
+    async def _typed(self, info: CoreInfo, typed: TypedType, node_id: int, scope: str) -> Any:
+        row = await self.loader(info, typed, scope).load(node_id)
         return None if row is None else typed.instance(row)
 
 

@@ -189,13 +189,13 @@ class ContentNode:
     @strawberry.field(description="The nodes above this one, root first (those the viewer may see).")
     async def ancestors(self, info: CoreInfo) -> list[ContentNode]:
         rows = await info.context.loaders.ancestors.load((self.route_id, self.tree_path))
-        return await content_nodes(info).nodes(info, [row for row in rows if content_visible(info, row)])
+        return await content_nodes(info).nodes(info, [row for row in rows if content_visible(info, row)], "ancestors")
 
     @strawberry.field(description="The other nodes under the same parent (or the route's other roots), in order.")
     async def siblings(self, info: CoreInfo) -> list[ContentNode]:
         rows = await info.context.loaders.siblings.load((self.route_id, self.parent_id))
         return await content_nodes(info).nodes(
-            info, [row for row in rows if row["id"] != self.id and content_visible(info, row)])
+            info, [row for row in rows if row["id"] != self.id and content_visible(info, row)], "siblings")
 
     @strawberry.field(description="The nodes below this one, by id: down to `depth` levels (1: the children; "
                                   "null: all), those `where` lets through.")
@@ -203,7 +203,7 @@ class ContentNode:
                           where: ContentFilter | None = None) -> list[ContentNode]:
         condition = narrowed(to_where(where, FILTER_COLUMNS, ("where",)), visibility_filter(content_visibility(info)))
         rows = await info.context.loaders.descendants(depth, condition).load((self.route_id, self.tree_path))
-        return await content_nodes(info).nodes(info, rows)
+        return await content_nodes(info).nodes(info, rows, "descendants")
 
     @strawberry.field
     async def route(self, info: CoreInfo) -> Route:
