@@ -112,3 +112,51 @@ async def test_fields_made_before_machine_names_are_named_from_their_labels(dial
         await database.disconnect()
         if name:
             await drop_test_database(POSTGRES_URL, name)
+
+
+async def test_content_made_before_slugs_gets_slugs_and_paths_from_its_titles(dialect, tmp_path):
+    """0014_content_paths derives each node's slug from its title-like text, free among its
+    siblings, and its path from the root down."""
+    from modula.resources import resource_dir
+    from modula_testing import create_test_database, drop_test_database
+
+    older = tmp_path / "sql"
+    shutil.copytree(resource_dir("sql"), older, ignore=lambda folder, names: [n for n in names if n.endswith(".sql") and n >= "0014"])
+    if dialect == "sqlite":
+        url, name = f"sqlite:///{tmp_path / 'old.db'}", None
+    else:
+        name = f"modula_test_{uuid.uuid4().hex[:12]}"
+        url = await create_test_database(POSTGRES_URL, name)
+    database = Database(url)
+    await database.connect()
+    try:
+        async with database.session() as session:
+            await migrate(session, sql_dir=older)
+            now = dt.datetime.now(dt.timezone.utc)
+
+            async def run(sql: str, **values) -> None:
+                await session.execute(sa.text(sql).bindparams(n=now, **values))
+
+            await run("INSERT INTO routes (id, slug, title, created_at, updated_at) VALUES (1, 'blog', 'Blog', :n, :n)")
+            await run("INSERT INTO datatypes (id, label, type, created_at, updated_at) VALUES (1, 'A', 'a', :n, :n)")
+            for field_id, label, kind in ((1, "Body", "richtext"), (2, "Headline", "text"), (3, "Title", "text")):
+                await run("INSERT INTO fields (id, label, name, type, required, created_at) VALUES (:i, :l, :m, :t, false, :n)",
+                          i=field_id, l=label, m=label.lower(), t=kind)
+                await run("INSERT INTO datatypes_fields (id, datatype_id, field_id, position) VALUES (:i, 1, :i, :i)", i=field_id)
+            # (id, parent, position, {field: value}): two roots titled alike, a child, one without any text
+            for node, parent, position, values in ((1, None, 0, {3: "Hello World", 2: "Not this"}), (2, None, 1, {3: "hello world"}),
+                                                   (3, 1, 0, {2: "Ünïcode Child", 1: "<p>x</p>"}), (4, 1, 1, {1: "<p>only rich</p>"})):
+                await run("INSERT INTO content_data (id, route_id, datatype_id, parent_id, position, status, created_at, updated_at)"
+                          " VALUES (:i, 1, 1, :p, :o, 'published', :n, :n)", i=node, p=parent, o=position)
+                for field_id, value in values.items():
+                    await run("INSERT INTO content_fields (id, content_data_id, field_id, value) VALUES (:i, :c, :f, :v)",
+                              i=node * 10 + field_id, c=node, f=field_id, v=value)
+            assert "0014_content_paths" in await migrate(session)
+            rows = await session.fetch_all(sa.text("SELECT id, slug, tree_path FROM content_data ORDER BY id"))
+        assert [(r["id"], r["slug"], r["tree_path"]) for r in rows] == [
+            (1, "hello-world", "hello-world"), (2, "hello-world-2", "hello-world-2"),
+            (3, "unicode-child", "hello-world/unicode-child"), (4, "content", "hello-world/content")]
+    finally:
+        await database.disconnect()
+        if name:
+            await drop_test_database(POSTGRES_URL, name)

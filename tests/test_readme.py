@@ -37,7 +37,7 @@ def tour_upload() -> tuple[str, str]:
 
 def test_the_tour_covers_what_the_issue_asks_for():
     operations = "\n".join(tour_operations())
-    for name in ("createDatatype", "createContent", "approvePluginGrants", "insertShopProducts", "shopProducts",
+    for name in ("createDatatype", "createContent", "createArticle", "contentByPath", "approvePluginGrants", "insertShopProducts", "shopProducts",
                  "placeOrder"):
         assert name in operations, f"the README tour no longer shows {name}"
 
@@ -64,6 +64,11 @@ async def test_every_graphql_block_of_the_tour_runs_in_order_without_errors(data
         content = answers[2]["createContent"]
         assert content["route"] == {"slug": "blog"}
         assert [f["value"] for f in content["fields"]] == ["Hello, Modula", "42", "2026-11-25"]
+        assert content["path"] == "/blog/hello-modula"
+        found = next(a["contentByPath"] for a in answers if "contentByPath" in a)
+        assert found == {"__typename": "Article", "id": content["id"] + 1, "path": "/blog/paths-and-trees",
+                         "status": "PUBLISHED", "title": "Paths and trees", "views": 7, "publishedOn": "2026-12-03",
+                         "ancestors": [], "siblings": [{"path": "/blog/hello-modula"}]}
         cover = next(a["updateContent"] for a in answers if "updateContent" in a)["fields"][-1]
         assert cover["field"] == {"label": "Cover"} and cover["media"]["mimeType"] == "image/jpeg"
         assert [d["name"] for d in cover["media"]["dimensions"]] == ["thumbnail", "medium"]
@@ -78,7 +83,7 @@ async def test_every_graphql_block_of_the_tour_runs_in_order_without_errors(data
         assert [(i["quantity"], i["product"]["name"], i["product"]["stockCount"]) for i in orders[0]["shopOrderItems"]] \
             == [(2, "pen", 8), (1, "notebook", 2)]
         assert await admin.counts("content_data", "shop_products", "shop_orders", "shop_order_items") == {
-            "content_data": 1, "shop_products": 2, "shop_orders": 1, "shop_order_items": 2}
+            "content_data": 2, "shop_products": 2, "shop_orders": 1, "shop_order_items": 2}
 
         # The grants the tour approves let a visitor read the catalogue, not the orders.
         async with GraphQLClient.for_app(app) as anonymous:

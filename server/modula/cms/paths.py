@@ -2,12 +2,13 @@
 ancestors, siblings and descendants of many nodes at once, one statement per batch.
 
 A URL is the route's slug (which may hold "/" itself) then the node's `tree_path`; every split of
-the URL is one OR branch of one statement, each an index lookup (routes by site and slug,
-content by route and tree path).
+the URL is one UNION ALL branch of one statement, each two index lookups (routes by site and
+slug, content by route and tree path).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -48,13 +49,28 @@ async def node_by_path(session: Session, path: str, site_id: int | None) -> Row 
     splits = [("/".join(segments[:k]), "/".join(segments[k:])) for k in range(1, len(segments))]
     if not splits:
         return None  # a route's own path, or "/": not a node
-    site = routes.c.site_id.is_(None) if site_id is None else routes.c.site_id == site_id
-    statement = (
-        sa.select(cd).join(routes, routes.c.id == cd.c.route_id)
-        .where(site, sa.or_(*(sa.and_(routes.c.slug == route_slug, cd.c.tree_path == rest) for route_slug, rest in splits)))
-        .order_by(sa.func.length(routes.c.slug).desc()).limit(1)
-    )
-    return await session.fetch_one(statement)
+    params = {f"route_{k}": route_slug for k, (route_slug, _) in enumerate(splits, 1)}
+    params |= {f"rest_{k}": rest for k, (_, rest) in enumerate(splits, 1)}
+    if site_id is not None:
+        params["site_id"] = site_id
+    return await session.fetch_one(_by_path(len(splits), site_id is not None), params)
+
+
+@functools.lru_cache(maxsize=2 * MAX_SEGMENTS)
+def _by_path(splits: int, has_site: bool) -> sa.Select:
+    """The template for a path of `splits` + 1 segments (built once, bound per call): one UNION ALL
+    branch per split, each two index lookups (the route by site and slug, then the node by route
+    and tree path); the branch of the longest route slug wins."""
+    site = routes.c.site_id == sa.bindparam("site_id", type_=routes.c.site_id.type) if has_site else routes.c.site_id.is_(None)
+    branches = [
+        sa.select(*cd.c, sa.literal_column(str(k)).label("route_segments")).where(
+            cd.c.route_id == sa.select(routes.c.id)
+            .where(site, routes.c.slug == sa.bindparam(f"route_{k}", type_=routes.c.slug.type)).scalar_subquery(),
+            cd.c.tree_path == sa.bindparam(f"rest_{k}", type_=cd.c.tree_path.type))
+        for k in range(1, splits + 1)
+    ]
+    found = sa.union_all(*branches).subquery("found")
+    return sa.select(*(found.c[c.name] for c in cd.c)).order_by(found.c.route_segments.desc()).limit(1)
 
 
 def _prefixes(tree_path: str) -> list[str]:
