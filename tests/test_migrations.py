@@ -135,7 +135,8 @@ async def test_content_made_before_slugs_gets_slugs_and_paths_from_its_titles(di
             now = dt.datetime.now(dt.timezone.utc)
 
             async def run(sql: str, **values) -> None:
-                await session.execute(sa.text(sql).bindparams(n=now, **values))
+                given = {"n": now, **values}
+                await session.execute(sa.text(sql).bindparams(**{k: v for k, v in given.items() if f":{k}" in sql}))
 
             await run("INSERT INTO routes (id, slug, title, created_at, updated_at) VALUES (1, 'blog', 'Blog', :n, :n)")
             await run("INSERT INTO datatypes (id, label, type, created_at, updated_at) VALUES (1, 'A', 'a', :n, :n)")
