@@ -30,6 +30,7 @@ COMPILED = [
     ("{ contents { id fields { value field { name } } } }", None),
     ("{ contents(limit: 3) { id } }", None),
     ("{ contents(limit: 2, offset: 3) { id status } }", None),
+    ("{ contents { id slug status } content(id: 2) { slug status } }", None),
     ("{ contents(offset: 4) { id } }", None),
     ("{ contents(limit: 0) { id } }", None),
     ("{ contents(limit: null, offset: null) { id } }", None),

@@ -229,3 +229,15 @@ async def test_on_sqlite_the_coupled_write_runs_on_the_loops_connection(blog, di
     before = inline.statements
     await admin.data(CREATE % "id", {"input": article(route, datatype, Views="2") | {"slug": "given"}})
     assert inline.statements == before + 5 and inline.owner is None
+
+
+async def test_the_fast_create_takes_a_slug_and_a_status_and_answers_them(blog):
+    app, admin, route, datatype = blog
+    given = article(route, datatype) | {"status": "PUBLISHED"}
+    slow, fast, used = await both_ways(app, admin, CREATE % "slug status", {"input": given})
+    assert used and slow["data"]["createContent"] == {"slug": "hello", "status": "PUBLISHED"}
+    assert fast["data"]["createContent"] == {"slug": "hello-2", "status": "PUBLISHED"}  # derived, free among siblings
+    before = await admin.counts(*CONTENT_TABLES)
+    taken = await admin.execute(CREATE % "id", {"input": given | {"slug": "hello"}})  # the fast write fails: Strawberry answers
+    assert taken["errors"][0]["extensions"] == {"code": "SLUG_TAKEN", "inputPath": ["input", "slug"]}
+    assert await admin.counts(*CONTENT_TABLES) == before
