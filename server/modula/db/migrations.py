@@ -26,7 +26,7 @@ schema_migrations = sa.Table(
 # Any constant works; it only has to be the same in every process that migrates.
 _PG_MIGRATION_LOCK = 74_211_001
 # Data changes SQL cannot express, run in the transaction of the migration they follow.
-_DATA_STEPS = {"0010_field_names": field_names.backfill, "0014_content_paths": content_paths.backfill}
+_DATA_STEPS = {"0010_field_names": field_names.backfill, "0018_content_paths": content_paths.backfill}
 
 
 @dataclass(frozen=True)
