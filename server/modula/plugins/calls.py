@@ -7,17 +7,18 @@ reaches only its own tables and the core tables its manifest may read.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from modula.db import column_values
+from modula.db.crud import crud_for
 from modula.db.introspection import TableSpec
 from modula.db.names import quote_ident
 from modula.lua.host_requests import host_allowed
+from modula.plugins.data import TableHooks, coerce_row
 from modula.plugins.errors import PluginError
 
 MAX_HTTP_TIMEOUT = 30.0
@@ -27,36 +28,47 @@ MAX_HTTP_BODY = 1_000_000
 class PluginCall:
     """Implements `modula.lua.host.Host` for one handler run of one plugin."""
 
-    def __init__(self, plugin, sql, *, http_client: httpx.AsyncClient) -> None:
+    def __init__(self, plugin, sql, *, http_client: httpx.AsyncClient, hooks: TableHooks | None = None) -> None:
         self.plugin = plugin  # LoadedPlugin
         self.sql = sql  # the confined SQL runner for this call
+        self._hooks = hooks  # run by `insert` as by the generated mutations
         self._http = http_client
         self._log = logging.getLogger(f"modula.plugin.{plugin.name}")
 
     # SQL -------------------------------------------------------------------------------
     async def query(self, sql: str, params, tx: int | None) -> list[dict]:
-        return await self.sql.query(sql, params)
+        rows = await self.sql.query(sql, params)
+        if self.sql.session.dialect != "sqlite":
+            return rows
+        return [{name: column_values.for_lua_from_sqlite(value) for name, value in row.items()} for row in rows]
 
     async def query_one(self, sql: str, params, tx: int | None) -> dict | None:
-        rows = await self.sql.query(sql, params)
+        rows = await self.query(sql, params, tx)
         return rows[0] if rows else None
 
     async def exec(self, sql: str, params, tx: int | None) -> dict:
         return await self.sql.exec(sql, params)
 
     async def insert(self, table: str, values: dict, tx: int | None) -> dict:
+        """One row through the table API: typed like the generated insert's, through the table's
+        `before_insert` and `after_insert` hooks, returned as stored."""
         spec = self._own_table(table)
         unknown = sorted(set(values) - {c.name for c in spec.columns})
         if unknown:
             raise PluginError(self.plugin.name, f"insert into {table}: unknown column(s) {', '.join(unknown)}")
-        names = list(values)
+        row = coerce_row(spec, values)
+        if self._hooks is not None:
+            row = await self._hooks.before(spec, "before_insert", row, ())
+        names = list(row)
         quoted = ", ".join(quote_ident(name) for name in names)
         marks = ", ".join("?" for _ in names)
         sql = (f"INSERT INTO {quote_ident(table)} ({quoted}) VALUES ({marks}) RETURNING *" if names
                else f"INSERT INTO {quote_ident(table)} DEFAULT VALUES RETURNING *")
-        params = [_to_column(spec.column(name).type, values[name]) for name in names]
-        rows = await self.sql.query(sql, params)
-        return rows[0]
+        params = [column_values.for_raw_sql(spec.column(name).type, row[name]) for name in names]
+        stored = crud_for(spec).decode_row((await self.sql.query(sql, params))[0])
+        if self._hooks is not None:
+            await self._hooks.after(spec, "after_insert", stored, ())
+        return stored
 
     # One transaction at a time: the confined runner keeps that state and refuses a second one.
     async def begin(self) -> int:
@@ -95,18 +107,3 @@ class PluginCall:
 
     def log(self, level: str, message: str) -> None:
         getattr(self._log, {"warn": "warning"}.get(level, level), self._log.info)("%s", message)
-
-
-def _to_column(column_type: str, value: Any) -> Any:
-    """Lua values arrive as plain Python; give each column type what the driver expects."""
-    if value is None:
-        return None
-    if column_type == "json":
-        return json.dumps(value)
-    if column_type == "datetime" and isinstance(value, str):
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if column_type == "date" and isinstance(value, str):
-        return dt.date.fromisoformat(value)
-    if column_type == "boolean" and isinstance(value, int):
-        return bool(value)
-    return value
