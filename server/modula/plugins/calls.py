@@ -18,6 +18,7 @@ from modula.db.crud import crud_for
 from modula.db.introspection import TableSpec
 from modula.db.names import quote_ident
 from modula.lua.host_requests import host_allowed
+from modula.plugins import outbound_http
 from modula.plugins.data import TableHooks, coerce_row
 from modula.plugins.errors import PluginError
 
@@ -89,21 +90,43 @@ class PluginCall:
 
     # HTTP ------------------------------------------------------------------------------
     async def http_request(self, method: str, url: str, headers: dict, body: str | None, timeout: float) -> dict:
+        """The response, its body read while it streams and refused past `MAX_HTTP_BODY` bytes."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise PluginError(self.plugin.name, f"http.request: {url!r} is not an http(s) URL")
         if not host_allowed(url, self.plugin.manifest.http_hosts):
             raise PluginError(self.plugin.name, f"http.request: host {parts.hostname} is not listed in plugin.json permissions.http")
         limit = min(max(float(timeout or 10.0), 0.1), MAX_HTTP_TIMEOUT)
+        # Uncompressed unless the plugin asks: the cap then bounds what crosses the network too.
+        sent = dict(headers or {})
+        if not any(name.lower() == "accept-encoding" for name in sent):
+            sent["accept-encoding"] = "identity"
         try:
-            response = await self._http.request(method.upper(), url, headers=headers or {}, content=body,
-                                            timeout=limit, follow_redirects=False)
+            async with self._http.stream(method.upper(), url, headers=sent, content=body, timeout=limit,
+                                         follow_redirects=False) as response:
+                content = await self._capped_body(response, parts.hostname)
         except httpx.TimeoutException:
             raise PluginError(self.plugin.name, f"http.request to {parts.hostname} timed out after {limit:g} s") from None
         except httpx.HTTPError as exc:
+            if isinstance(exc.__cause__, outbound_http.AddressRefused):
+                raise PluginError(self.plugin.name, f"http.request: {exc}") from None
             raise PluginError(self.plugin.name, f"http.request to {parts.hostname} failed: {type(exc).__name__}") from None
         return {"status": response.status_code, "headers": dict(response.headers),
-                "body": response.text[:MAX_HTTP_BODY]}
+                "body": content.decode(response.encoding or "utf-8", errors="replace")}
+
+    async def _capped_body(self, response: httpx.Response, host: str) -> bytes:
+        too_large = PluginError(self.plugin.name, f"http.request: the response from {host} is larger than "
+                                                  f"{MAX_HTTP_BODY} bytes")
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_HTTP_BODY:
+            raise too_large
+        chunks, size = [], 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_HTTP_BODY:
+                raise too_large  # leaving the `stream` block closes the connection: nothing more is read
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def log(self, level: str, message: str) -> None:
         getattr(self._log, {"warn": "warning"}.get(level, level), self._log.info)("%s", message)

@@ -27,7 +27,7 @@ from modula.lua.declarations import Declarations, HandlerRef
 from modula.lua.errors import LuaPluginError
 from modula.lua.limits import Limits
 from modula.lua.runtime import PluginRuntime
-from modula.plugins import registry, tables
+from modula.plugins import outbound_http, registry, tables
 from modula.plugins.calls import PluginCall
 from modula.plugins.data import TableHooks
 from modula.plugins.errors import PluginError
@@ -57,7 +57,9 @@ class LoadedPlugin:
 class PluginHost:
     database: Database
     limits: Limits = field(default_factory=Limits)
-    http_client: httpx.AsyncClient = field(default_factory=httpx.AsyncClient)
+    # One client per list of allowed hosts: a pooled connection is reused only by plugins that
+    # could have opened it (outbound_http checks addresses when it connects).
+    http_clients: dict[tuple[str, ...], httpx.AsyncClient] = field(default_factory=dict)
     loaded: dict[str, LoadedPlugin] = field(default_factory=dict)  # in install order (the registry's)
     failures: dict[str, str] = field(default_factory=dict)
     retired: list[LoadedPlugin] = field(default_factory=list)
@@ -275,7 +277,7 @@ class PluginHost:
                                                   hook_depth=hook_depth + 1)
 
                 hooks = TableHooks(plugin.declarations.hooks, run_hook)
-                call = PluginCall(plugin, sql, http_client=self.http_client, hooks=hooks)
+                call = PluginCall(plugin, sql, http_client=self.http_client(plugin.manifest), hooks=hooks)
                 return await plugin.runtime.call(handler, args, ctx, call)
         except LuaPluginError as exc:
             raise PluginError(plugin.name, exc.message, code=exc.code, location=exc.location) from None
@@ -305,7 +307,17 @@ class PluginHost:
         for plugin in [*self.loaded.values(), *self.take_retired()]:
             plugin.runtime.close()
         self.loaded.clear()
-        await self.http_client.aclose()
+        for client in self.http_clients.values():
+            await client.aclose()
+        self.http_clients.clear()
+
+    def http_client(self, manifest: Manifest) -> httpx.AsyncClient:
+        """The client `http.request` of a plugin with this manifest goes out through."""
+        hosts = tuple(manifest.http_hosts)
+        client = self.http_clients.get(hosts)
+        if client is None:
+            client = self.http_clients[hosts] = outbound_http.client_for(hosts)
+        return client
 
 
 def _grant(manifest: Manifest, own_tables: list[str], limits: Limits) -> confinement.PluginGrant:
