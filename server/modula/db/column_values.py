@@ -33,11 +33,11 @@ def utc(moment: dt.datetime) -> dt.datetime:
 
 def parse_datetime(text: str) -> dt.datetime:
     """An ISO 8601 date-time (``Z`` or an offset; none means UTC) as an aware UTC datetime."""
-    if len(text) > 26 and ISO_DATETIME.fullmatch(text) and "." in text:
-        head, _, tail = text.partition(".")  # more than the six fraction digits Python reads
-        digits = re.match(r"\d+", tail).group()
-        text = f"{head}.{digits[:6]}{tail[len(digits):]}"
-    return utc(dt.datetime.fromisoformat(text.replace("z", "Z").replace("t", "T")))
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        moment = dt.datetime.fromisoformat(text.upper())  # a lower-case "t" or "z"
+    return utc(moment)
 
 
 def sqlite_text(moment: dt.datetime) -> str:
