@@ -186,6 +186,15 @@ async def test_the_migration_rewrites_plugin_datetimes_written_in_other_forms(di
             assert await stored_datetimes.plugin_datetime_columns(session) == [("diary_notes", "at")]
 
 
+async def test_an_iso_datetime_written_by_raw_sql_into_a_text_column(diary):
+    app, client = diary
+    await client.data('mutation { viaExec(title: "2026-12-02T03:56:18+01:00", at: "2026-12-02T02:56:18Z") }')
+    [row] = await stored(app, "SELECT title FROM diary_notes")
+    # PostgreSQL's statement says the column is text; SQLite's cannot, and binds it as a datetime.
+    expected = "2026-12-02 02:56:18.000000" if app.state.database.is_sqlite else "2026-12-02T03:56:18+01:00"
+    assert row["title"] == expected
+
+
 def test_lua_and_sqlite_forms_of_one_instant():
     moment = dt.datetime(2026, 12, 2, 3, 56, 19, 250000, tzinfo=dt.timezone(dt.timedelta(hours=1)))
     assert column_values.sqlite_text(moment) == "2026-12-02 02:56:19.250000"
