@@ -121,6 +121,14 @@ async def test_lua_insert_runs_the_tables_hooks_and_raw_sql_runs_none(diary):
         ("generated", "after nil"), ("insert", "after nil"), ("tx", "after nil")]
 
 
+async def test_a_value_lua_inserts_that_does_not_fit_its_column_is_refused_naming_it(diary):
+    app, client = diary
+    result = await client.execute('mutation { viaInsert(title: "bad", at: "yesterday") }')
+    assert "diary_notes.at: not a valid datetime" in result["errors"][0]["message"]
+    assert await stored(app, "SELECT count(*) AS n FROM diary_notes") == [{"n": 0}]
+    assert await stored(app, "SELECT count(*) AS n FROM diary_log") == [{"n": 0}]
+
+
 async def test_a_hook_that_inserts_into_its_own_table_stops_with_what_to_look_at(database_url, tmp_path):
     write_plugin(tmp_path / "plugins", "loop", """
 plugin.define_table{name = "loop_items", fields = {{name = "id", type = "integer", primary_key = true}}}
@@ -202,4 +210,5 @@ def test_lua_and_sqlite_forms_of_one_instant():
     assert column_values.parse_datetime("2026-12-02T02:56:19.250000123Z") == moment
     assert column_values.sql_parameter("2026-12-02T03:56:19.25+01:00", "sqlite") == "2026-12-02 02:56:19.250000"
     assert column_values.sql_parameter("2026-12-02", "sqlite") == "2026-12-02"  # a date stays a date
+    assert column_values.sql_parameter("2026-13-02T00:00:00Z", "sqlite") == "2026-13-02T00:00:00Z"  # no date-time
     assert column_values.sql_parameter("2026-12-02T02:56:19Z", "postgresql") == "2026-12-02T02:56:19Z"

@@ -103,7 +103,10 @@ def sql_parameter(value: Any, dialect: str) -> Any:
     if isinstance(value, dt.datetime):
         return sqlite_text(value)
     if isinstance(value, str) and ISO_DATETIME.fullmatch(value):
-        return sqlite_text(parse_datetime(value))
+        try:
+            return sqlite_text(parse_datetime(value))
+        except ValueError:  # shaped like one but no date-time (month 13): stored as the text it is
+            return value
     return value
 
 

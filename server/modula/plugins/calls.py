@@ -57,9 +57,9 @@ class PluginCall:
         unknown = sorted(set(values) - {c.name for c in spec.columns})
         if unknown:
             raise PluginError(self.plugin.name, f"insert into {table}: unknown column(s) {', '.join(unknown)}")
-        row = coerce_row(spec, values)
+        row = coerce_row(spec, values, (table,))
         if self._hooks is not None:
-            row = await self._hooks.before(spec, "before_insert", row, ())
+            row = await self._hooks.before(spec, "before_insert", row, (table,))
         names = list(row)
         quoted = ", ".join(quote_ident(name) for name in names)
         marks = ", ".join("?" for _ in names)
@@ -68,7 +68,7 @@ class PluginCall:
         params = [column_values.for_raw_sql(spec.column(name).type, row[name]) for name in names]
         stored = crud_for(spec).decode_row((await self.sql.query(sql, params))[0])
         if self._hooks is not None:
-            await self._hooks.after(spec, "after_insert", stored, ())
+            await self._hooks.after(spec, "after_insert", stored, (table,))
         return stored
 
     # One transaction at a time: the confined runner keeps that state and refuses a second one.
