@@ -79,7 +79,7 @@ async def create_content(session: Session, new: NewContent) -> dict[str, Any]:
 async def _create_in_one_statement(session: Session, new: NewContent) -> dict[str, Any] | None:
     """PostgreSQL: the values checked against the fields this process knows, then the node and its
     values in one autocommitted statement that re-checks, under the route's lock, what was assumed
-    (sql/postgresql/0014). None when it cannot be done so, with nothing written: no such datatype,
+    (sql/postgresql/0017). None when it cannot be done so, with nothing written: no such datatype,
     a bad value, a reference to look up, or a route, parent or field not as known. The checked
     write then runs and reports what is wrong, in its order."""
     known = await known_fields.fields_with_generation(session, new.datatype_id)

@@ -2,7 +2,7 @@
 at (PostgreSQL).
 
 createContent checks its values against these in the process and hands the generation to the
-database, whose `modula_create_content` (sql/postgresql/0014) compares it, under the route's lock,
+database, whose `modula_create_content` (sql/postgresql/0017) compares it, under the route's lock,
 with `fields_state.generation`, which triggers move with every change to a field or to a
 datatype's list of fields: a change made by any process since is seen there, never assumed. The
 fields and their generation are read in one statement, so they always describe the same moment.
