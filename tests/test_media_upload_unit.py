@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from media_fixtures import UPLOAD, Held, admin, backend, media_app, png, s3_server, storage_settings, upload, raw_multipart  # noqa: F401
+from media_fixtures import (UPLOAD, Held, admin, backend, media_app, png, raw_multipart, s3_server,  # noqa: F401
+                            storage_settings, upload)
 
 FOUR = """mutation($a: Upload!, $items: [MediaUploadInput!]!, $b: Upload!, $c: Upload!) {
   a: uploadMedia(file: $a, alt: "first") { id name }
