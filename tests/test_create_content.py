@@ -181,7 +181,8 @@ async def test_all_problems_are_listed_at_once(client):
 async def test_failure_after_the_content_row_rolls_back_the_row(client, monkeypatch):
     """A database failure while inserting values must take the already inserted content_data row with it.
     On SQLite the values are a statement of their own; on PostgreSQL they are inserted by the node's
-    statement, whose values part is made to break a foreign key here."""
+    statement (in a transaction, or in one call of modula_create_content), whose values part is made
+    to break a foreign key here."""
     import sqlalchemy as sa
 
     from modula.cms import content as content_service
@@ -196,6 +197,9 @@ async def test_failure_after_the_content_row_rolls_back_the_row(client, monkeypa
     broken = {root: sa.text(statement.text.replace("SELECT node.id, v.field_id", "SELECT node.id, v.field_id + 1000000"))
               for root, statement in content_service._INSERT_WITH_VALUES.items()}
     monkeypatch.setattr(content_service, "_INSERT_WITH_VALUES", broken)
+    one_call = content_service._CREATE_IN_ONE_STATEMENT.text
+    monkeypatch.setattr(content_service, "_CREATE_IN_ONE_STATEMENT", sa.text(one_call.replace(
+        "CAST(:field_ids AS integer[])", "array(SELECT i + 1000000 FROM unnest(CAST(:field_ids AS integer[])) AS i)")))
     payload = {"routeId": route["id"], "datatypeId": datatype["id"],
                "fields": [{"fieldId": field_ids(datatype)["Title"], "value": "t"}]}
     error = await client.error(CREATE_CONTENT, {"input": payload})

@@ -1,5 +1,6 @@
-"""An upload cut short by kill -9 at the worst moment (its bytes stored, its rows not yet committed)
-leaves no media row, and a restart removes whatever bytes and staged files it left behind."""
+"""An upload cut short by kill -9 at the worst moment (its bytes stored, its rows not yet committed;
+with several upload fields in the request, the last one's) leaves no media row, and a restart
+removes whatever bytes and staged files it left behind."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from media_fixtures import Held, backend, s3_server, storage_settings  # noqa: F401
@@ -24,31 +26,43 @@ from PIL import Image
 from modula.db.connection import Session
 from modula.testing import running_app, token_client
 
-url, settings, root = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3])
+url, settings, root, fields = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+insert_rows = Session.insert_rows
+calls = []
 
-async def die(*args, **kwargs):  # the media row is inserted and its bytes stored; nothing is committed
-    os.kill(os.getpid(), signal.SIGKILL)
+async def die(*args, **kwargs):  # the last field's media row is inserted and its bytes stored; nothing is committed
+    calls.append(1)
+    if len(calls) == fields:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return await insert_rows(*args, **kwargs)
 
 async def main():
     settings.update(media_dir=Path(settings["media_dir"]), upload_dir=Path(settings["upload_dir"]))
     async with running_app(url, plugins_dir=root / "plugins", **settings) as app:
         async with token_client(app, "admin", roles=["admin"]) as client:
             Session.insert_rows = die
-            image = io.BytesIO()
-            Image.new("RGB", (64, 64), (1, 2, 3)).save(image, "PNG")
-            query = 'mutation($f: Upload!) { uploadMedia(file: $f) { id } }'
-            await client.http.post("/graphql", data={"operations": json.dumps({"query": query, "variables": {"f": None}}),
-                                                     "map": json.dumps({"0": ["variables.f"]})},
-                                   files={"0": ("crash.png", image.getvalue(), "image/png")})
+            files = {}
+            for n in range(fields):
+                image = io.BytesIO()
+                Image.new("RGB", (64, 64), (1, 2, n)).save(image, "PNG")
+                files[str(n)] = (f"crash{n}.png", image.getvalue(), "image/png")
+            # One field, or several of one request (all or nothing): the first ones ran to the end.
+            query = "mutation(" + ", ".join(f"$f{n}: Upload!" for n in range(fields)) + ") { " + " ".join(
+                f"f{n}: uploadMedia(file: $f{n}) {{ id }}" for n in range(fields)) + " }"
+            operations = {"query": query, "variables": {f"f{n}": None for n in range(fields)}}
+            await client.http.post("/graphql", data={"operations": json.dumps(operations),
+                                                     "map": json.dumps({str(n): [f"variables.f{n}"] for n in range(fields)})},
+                                   files=files)
 
 asyncio.run(main())
 """
 
 
+@pytest.mark.parametrize("fields", [1, 2])
 async def test_an_upload_killed_before_its_commit_leaves_nothing_after_a_restart(database_url, tmp_path, backend,
-                                                                                  storage_settings, monkeypatch):
-    child = subprocess.run([sys.executable, "-c", CHILD, database_url, json.dumps(storage_settings), str(tmp_path)],
-                           capture_output=True, text=True, timeout=120)
+                                                                                  storage_settings, monkeypatch, fields):
+    child = subprocess.run([sys.executable, "-c", CHILD, database_url, json.dumps(storage_settings), str(tmp_path),
+                            str(fields)], capture_output=True, text=True, timeout=120)
     assert child.returncode == -signal.SIGKILL, child.stderr
 
     media_dir, upload_dir = tmp_path / "media", tmp_path / "uploads"

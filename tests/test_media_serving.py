@@ -135,3 +135,27 @@ async def test_media_is_readable_through_the_content_that_uses_it(admin, media_a
         # Anyone may read it now, so the administrator's copy may be cached publicly too.
         assert (await admin.http.get(url)).headers["cache-control"].startswith("public")
         assert (await anonymous.http.get(url.replace("cover.png", "other.png"))).status_code == 404
+
+
+@pytest.mark.parametrize("backend", ["database"])  # the storage plays no part
+async def test_a_non_ascii_or_quoted_name_is_served_with_an_rfc_6266_disposition(admin, media_app):
+    import json
+
+    from media_fixtures import UPLOAD, raw_multipart
+
+    accented = await upload(admin, "café ünï.png", png())
+    assert accented["name"] == "café ünï.png"
+    served = await admin.http.get(accented["url"])
+    assert served.status_code == 200
+    assert served.headers["content-disposition"] == \
+        "inline; filename=\"cafe uni.png\"; filename*=UTF-8''caf%C3%A9%20%C3%BCn%C3%AF.png"
+
+    operations = json.dumps({"query": UPLOAD, "variables": {"file": None}}).encode()
+    body, headers = raw_multipart([("operations", None, operations), ("map", None, b'{"0": ["variables.file"]}'),
+                                   ("0", "it's \\\"ok\\\" 猫.png", png())])
+    quoted = (await admin.http.post("/graphql", content=body, headers=headers)).json()["data"]["uploadMedia"]
+    assert quoted["name"] == "it's _ok_ 猫.png"  # the double quotes never reach a header
+    served = await admin.http.get(quoted["url"])
+    assert served.status_code == 200
+    assert served.headers["content-disposition"] == \
+        "inline; filename=\"it's _ok_ _.png\"; filename*=UTF-8''it%27s%20_ok_%20%E7%8C%AB.png"

@@ -4,6 +4,7 @@ and storage settings."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from PIL import Image
 
 from modula.config import Settings
 from modula.media.images import ImageSize, parse_sizes
-from modula.media.names import safe_filename
+from modula.media.names import content_disposition, safe_filename
 from modula.media.sniffing import allowed, served_inline, sniff
 from modula.media.storage import storage_from_settings
 
@@ -74,3 +75,20 @@ def test_media_settings_come_from_the_environment(tmp_path: Path):
         storage_from_settings(Settings(media_storage="ftp"))
     with pytest.raises(ValueError, match="MODULA_S3_BUCKET"):
         storage_from_settings(Settings(media_storage="s3"))
+
+
+@pytest.mark.parametrize("name, fallback, encoded", [
+    ("café ünï.jpg", "cafe uni.jpg", "caf%C3%A9%20%C3%BCn%C3%AF.jpg"),
+    ('say "cheese" \\ now.jpg', "say _cheese_ _ now.jpg", "say%20%22cheese%22%20%5C%20now.jpg"),
+    ("it's 猫.png", "it's _.png", "it%27s%20%E7%8C%AB.png"),
+    ("猫", "_", "%E7%8C%AB"),
+])
+def test_content_disposition_has_an_ascii_fallback_and_the_utf8_name(name, fallback, encoded):
+    from urllib.parse import unquote
+
+    header = content_disposition(name, inline=False)
+    assert header == f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+    assert header.isascii()
+    # filename* carries only RFC 8187 attr-chars and %XX, and decodes back to the name.
+    assert re.fullmatch(r"[A-Za-z0-9!#$&+\-.^_`|~%]+", encoded) and unquote(encoded, errors="strict") == name
+    assert content_disposition(name, inline=True).startswith("inline; ")

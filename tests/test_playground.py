@@ -1,6 +1,6 @@
 """The GraphiQL playground: the page and its assets come from the server alone (no CDN), its default
 tabs are valid operations of the real API, and in headless Chromium it runs queries, logs in with
-the session cookie and shows a plugin's types after the plugin loads."""
+the session cookie, shows a plugin's types after the plugin loads and uploads files with its form."""
 
 from __future__ import annotations
 
@@ -70,7 +70,8 @@ async def test_the_playground_page_is_served_without_external_urls(anonymous, pa
     page = response.text
     assert '<div id="graphiql">' in page
     assert "https://" not in page and "http://" not in page and "//cdn" not in page
-    assert sorted(asset_urls(page)) == ["/playground/assets/playground.css", "/playground/assets/playground.js"]
+    assert sorted(asset_urls(page)) == ["/playground/assets/playground.css", "/playground/assets/playground.js",
+                                        "/playground/assets/upload.css", "/playground/assets/upload.js"]
 
 
 async def test_assets_are_served_with_their_content_types_and_load_nothing_external(anonymous):
@@ -335,3 +336,55 @@ def test_the_first_tab_runs_as_shipped_on_a_fresh_browser(server, page):
     # The shipped password is a placeholder: the login itself refuses it, the variables arrived.
     assert answer.get("errors") and "was not provided" not in json.dumps(answer), answer
     assert answer["errors"][0]["path"] == ["login"], answer
+
+
+def test_the_upload_form_sends_files_as_a_multipart_request_and_shows_the_answer(server, page):
+    import base64
+    import io
+
+    from PIL import Image
+
+    image = io.BytesIO()
+    Image.new("RGB", (40, 30), (10, 200, 90)).save(image, "PNG")
+    data = image.getvalue()
+    open_playground(page, f"{server['base']}/playground")
+    login = run_in_playground(page, 'mutation SignIn { login(username: "admin", password: "%s") { id } }' % ADMIN_PASSWORD)
+    assert login.get("data", {}).get("login"), login
+
+    page.evaluate("document.getElementById('modula-upload').open = true")
+    # What choosing files does: the input's FileList holds them (a DataTransfer is how a script makes one).
+    page.evaluate(f"""(() => {{
+        const bytes = Uint8Array.from(atob('{base64.b64encode(data).decode()}'), c => c.charCodeAt(0));
+        const chosen = new DataTransfer();
+        chosen.items.add(new File([bytes], 'green café.png', {{type: 'image/png'}}));
+        const form = document.getElementById('modula-upload-form');
+        form.elements.files.files = chosen.files;
+        form.elements.alt.value = 'A green square';
+        form.querySelector('button').click();
+    }})()""")
+    text = page.wait_for("(document.getElementById('modula-upload-result').textContent.trim().startsWith('{') "
+                         "&& document.getElementById('modula-upload-result').textContent)", what="the upload's answer")
+    media = json.loads(text)["data"]["uploadMedia"]
+    assert (media["name"], media["mimeType"], media["width"], media["height"], media["alt"]) == \
+        ("green café.png", "image/png", 40, 30, "A green square")
+    with _admin_http(server["base"]) as admin:
+        assert admin.get(media["url"]).content == data
+
+    # Two files: uploadMediaItems, and a bad one makes the answer say so with nothing kept.
+    page.evaluate(f"""(() => {{
+        const bytes = Uint8Array.from(atob('{base64.b64encode(data).decode()}'), c => c.charCodeAt(0));
+        const chosen = new DataTransfer();
+        chosen.items.add(new File([bytes], 'again.png', {{type: 'image/png'}}));
+        chosen.items.add(new File(['<!doctype html><script>alert(1)</script>'], 'page.png', {{type: 'image/png'}}));
+        const form = document.getElementById('modula-upload-form');
+        form.elements.files.files = chosen.files;
+        document.getElementById('modula-upload-result').textContent = '';
+        form.querySelector('button').click();
+    }})()""")
+    text = page.wait_for("(document.getElementById('modula-upload-result').textContent.trim().startsWith('{') "
+                         "&& document.getElementById('modula-upload-result').textContent)", what="the second answer")
+    error = json.loads(text)["errors"][0]
+    assert error["extensions"] == {"code": "UNSUPPORTED_MEDIA_TYPE", "inputPath": ["items", 1, "file"]}
+    with _admin_http(server["base"]) as admin:
+        names = admin.post("/graphql", json={"query": "{ mediaItems { name } }"}).json()["data"]["mediaItems"]
+    assert names == [{"name": "green café.png"}]

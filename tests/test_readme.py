@@ -99,3 +99,38 @@ def test_every_environment_variable_the_server_reads_is_in_the_configuration_tab
     table = text[text.index("\n## Configuration"):text.index("\n## ", text.index("\n## Configuration") + 1)]
     assert read, "no environment variables found in config.py"
     assert sorted(name for name in read if name not in table) == []
+
+
+def graphql_readme_uploads() -> list[tuple[str, str, dict[str, str]]]:
+    """The `operations`, `map` and files (part name -> file name) of each curl upload in graphql/README.md's
+    Media section."""
+    text = (ROOT / "graphql" / "README.md").read_text()
+    start = text.index("\n## Media")
+    section = text[start:text.index("\n## ", start + 1)]
+    uploads = []
+    for block in re.findall(r"```sh\n(curl[^`]*?)```", section, re.S):
+        arguments = shlex.split(block.replace("\\\n", " "))
+        fields = dict(argument.split("=", 1) for argument in arguments if "=" in argument and not argument.startswith("-"))
+        files = {name: value.removeprefix("@") for name, value in fields.items() if value.startswith("@")}
+        uploads.append((fields["operations"], fields["map"], files))
+    return uploads
+
+
+async def test_the_curl_uploads_of_graphql_readme_run_as_documented(database_url: str, tmp_path: Path):
+    uploads = graphql_readme_uploads()
+    assert len(uploads) >= 3, "graphql/README.md shows one file, several with uploadMediaItems and several uploadMedia"
+    async with running_app(database_url, plugins_dir=tmp_path / "plugins", media_dir=tmp_path / "media",
+                           upload_dir=tmp_path / "uploads") as app, \
+            token_client(app, "admin", roles=["admin"]) as admin:
+        stored = 0
+        for number, (operations, mapping, files) in enumerate(uploads):
+            parts = {}
+            for shade, (part, name) in enumerate(files.items()):
+                image = io.BytesIO()
+                Image.new("RGB", (64, 48), (number * 40, shade * 90, 30)).save(image, "JPEG")
+                parts[part] = (name, image.getvalue(), "image/jpeg")
+            response = await admin.http.post("/graphql", data={"operations": operations, "map": mapping}, files=parts)
+            body = response.json()
+            assert response.status_code == 200 and not body.get("errors"), (number, body)
+            stored += len(files)
+            assert await admin.count("media") == stored

@@ -7,7 +7,8 @@ mutation; or a GraphQL multipart request (file uploads, `uploads.py`) that carri
 form can send (`Authorization`, or `GraphQL-Require-Preflight`). The parameters are `query` (a string), `operationName` (a string), `variables` and
 `extensions` (objects); null means absent, and GET carries variables and extensions as JSON text.
 A POST may batch, a Modula extension: a JSON array of at most `max_batch` operations, answered by
-an array with status 200 whatever each operation's outcome.
+an array with status 200 whatever each operation's outcome. A multipart request that carries files
+is one unit (`upload_unit.py`): its operations run in one transaction, kept only if none fails.
 
 Responses. The media type is `application/graphql-response+json` unless the Accept header prefers
 `application/json`; no Accept header counts as accepting anything (the specification's default
@@ -22,8 +23,9 @@ beside field errors) and is 200.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import uuid
+import random
 from typing import Any
 
 from graphql import GraphQLError, OperationDefinitionNode
@@ -42,6 +44,7 @@ from modula.schema.cost import CostSettings
 from modula.schema.persisted import PersistedQueryError
 from modula.schema.errors import internal_error_message, is_internal
 from modula.schema.limits import parse_within
+from modula.upload_unit import Undo, UploadUnit
 from modula.uploads import MULTIPART, MalformedUpload, StagedUploads, read_multipart
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -69,10 +72,16 @@ async def graphql_endpoint(request: Request) -> Response:
     A browser opening /graphql gets the playground instead."""
     if wants_playground(request):
         return HTMLResponse(playground_page())
-    request_id = uuid.uuid4().hex
+    request_id = _new_request_id()
     response = await _answer(request, request_id)
     response.headers["X-Request-ID"] = request_id
     return response
+
+
+def _new_request_id() -> str:
+    """32 hex digits, like a uuid4's, for naming a request in logs: unique enough, not a secret,
+    so from the process's pseudo-random generator (uuid4 asks the kernel for bytes every time)."""
+    return f"{random.getrandbits(128):032x}"
 
 
 async def _answer(request: Request, request_id: str) -> Response:
@@ -106,18 +115,35 @@ async def _answer_with(request: Request, request_id: str, media_type: str, stage
             except AuthenticationError as exc:
                 return _json({"errors": [{"message": exc.message, "extensions": exc.extensions}]}, media_type,
                              status=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-            answers = []
-            # A batch runs its operations one after another, as the same viewer on the same
-            # connection; each gets its own context so that its loaders see what earlier ones wrote.
-            for params in operations:
-                context = RequestContext(session=session, settings=state.settings, request=request, schemas=state.schemas,
-                                         viewer=viewer, response_cookies=cookies, request_id=request_id,
-                                         media_storage=state.media_storage)
-                try:
-                    answers.append(await _execute(served.schema, params, context, safe=safe))
-                except InvalidOperationTypeError:  # checked before validation: nothing ran
-                    message = "mutations and subscriptions are not allowed over GET; use POST"
-                    return _json({"errors": [{"message": message}]}, media_type, status=405, headers={"Allow": "POST"})
+            answers: list[tuple[dict[str, Any], int]] = []
+            # Files make the request one unit: its operations run in one transaction, kept only if all succeed.
+            unit = UploadUnit() if staged.files else None
+            try:
+                async with session.transaction() if unit is not None else contextlib.nullcontext():
+                    # A batch runs its operations one after another, as the same viewer on the same
+                    # connection; each gets its own context so that its loaders see what earlier ones wrote.
+                    for number, params in enumerate(operations):
+                        context = RequestContext(session=session, settings=state.settings, request=request,
+                                                 schemas=state.schemas, viewer=viewer, response_cookies=cookies,
+                                                 request_id=request_id, media_storage=state.media_storage, uploads=unit)
+                        if unit is not None:
+                            unit.operation = number
+                        try:
+                            answers.append(await _execute(served.schema, params, context, safe=safe))
+                        except InvalidOperationTypeError:  # checked before validation: nothing ran
+                            message = "mutations and subscriptions are not allowed over GET; use POST"
+                            return _json({"errors": [{"message": message}]}, media_type, status=405,
+                                         headers={"Allow": "POST"})
+                    if unit is not None and unit.failed(answers):
+                        raise Undo
+            except Undo:
+                await unit.forget(session, state.media_storage)
+                answers = unit.undone(answers)
+            except BaseException:
+                if unit is not None:  # the sweep at the next start removes what this cannot
+                    with contextlib.suppress(Exception):
+                        await unit.forget(session, state.media_storage)
+                raise
 
     for body, _ in answers:
         body["extensions"] = {**body.get("extensions", {}), "schemaGeneration": served.generation}
@@ -144,6 +170,8 @@ async def _execute(schema: Any, params: dict[str, Any], context: RequestContext,
     if not params["query"]:  # Strawberry takes an empty document for a missing parameter
         return {"errors": [{"message": "the 'query' is empty: send the GraphQL document to run"}]}, 400
     refused = _refused_input(params, context.settings)
+    if refused is None and context.uploads is not None:
+        refused = context.uploads.admit(params["query"], params["operationName"], context.settings.max_tokens)
     if refused is not None:
         return {"errors": [refused]}, 400
     cost = _cost(schema, params, context.settings)

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from modula.auth.viewer import AuthenticationError, Viewer, anonymous_viewer, resolve_viewer
 from modula.cms import media
+from modula.media.names import content_disposition
 from modula.media.sniffing import served_inline
 from modula.schema.guards import viewer_sees_content
 
@@ -65,7 +65,7 @@ async def media_endpoint(request: Request) -> Response:
         "Cache-Control": (f"{'public' if anonymous_may else 'private'}, max-age={YEAR}, immutable" if hashed
                           else f"{'public' if anonymous_may else 'private'}, no-cache"),
         "X-Content-Type-Options": "nosniff",
-        "Content-Disposition": _disposition(row["name"], inline=served_inline(media_type)),
+        "Content-Disposition": content_disposition(row["name"], inline=served_inline(media_type)),
     }
     if not served_inline(media_type):
         headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
@@ -128,6 +128,3 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None | bool:
     return first, min(last, size - 1) + 1
 
 
-def _disposition(name: str, *, inline: bool) -> str:
-    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
-    return f"{'inline' if inline else 'attachment'}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}"

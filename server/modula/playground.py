@@ -1,5 +1,6 @@
 """The GraphiQL playground: the HTML page a browser gets from /playground (and from GET /graphql
-when it asks for HTML), and the bundled assets it loads, all served from this package."""
+when it asks for HTML), with a small form that uploads files (which GraphiQL cannot send), and the
+assets it loads, all served from this package."""
 
 from __future__ import annotations
 
@@ -22,12 +23,26 @@ PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <link rel="stylesheet" href="/playground/assets/playground.css">
+<link rel="stylesheet" href="/playground/assets/upload.css">
 <style>html, body, #graphiql {{ height: 100%; margin: 0; }}</style>
 </head>
 <body>
 <div id="graphiql">Loading the playground…</div>
+<details id="modula-upload">
+<summary>Upload files</summary>
+<form id="modula-upload-form">
+<p>GraphiQL cannot send files: this form sends them to <code>/graphql</code> as a GraphQL multipart request
+(<code>uploadMedia</code>, or <code>uploadMediaItems</code> for several), as the user signed in with the Login tab.</p>
+<label>Files <input type="file" name="files" multiple required></label>
+<label>Alt text <input type="text" name="alt"></label>
+<label>Folder <input type="text" name="folder"></label>
+<button type="submit">Upload</button>
+<pre id="modula-upload-result" aria-live="polite"></pre>
+</form>
+</details>
 <script id="modula-playground-config" type="application/json">{config}</script>
 <script src="/playground/assets/playground.js"></script>
+<script src="/playground/assets/upload.js"></script>
 </body>
 </html>
 """

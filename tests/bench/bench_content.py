@@ -3,14 +3,15 @@ the same work done with raw SQL on the same driver, with the statements one requ
 
 Per database (SQLite always; PostgreSQL with --postgres-url, on a temporary database):
 1. `contents(limit: 100) { id fields { value field { label type } } }` over exactly 100 nodes of 20
-   fields (all field types), through the whole GraphQL stack in-process (httpx ASGITransport ->
-   Starlette -> Strawberry or the fast path -> cms -> db): requests/s and SQL statements per request, beside
+   fields (all field types), through the whole GraphQL stack in-process (the ASGI app called
+   directly, asgi_client.py -> Starlette -> Strawberry or the fast path -> cms -> db): requests/s and SQL statements per request, beside
    the same rows read with 3 plain queries on the raw driver (stdlib sqlite3 / asyncpg).
 2. `createContent` with 20 fields, sequentially, beside the same transaction in raw SQL on the
    same driver (INSERT content_data RETURNING id, one multi-row INSERT of 20 content_fields): on
    SQLite both in a worker thread (how an asyncio app runs sqlite3) and on the loop's own thread
    (how Modula runs its short transactions, see db/inline.py). Each write phase starts with an
-   empty WAL.
+   empty WAL. The write is also measured through httpx's in-process transport (the tests' client),
+   to show what that client alone costs.
 
 It reuses bench_core.py's fixture, measuring loop and raw-driver code (bench_core.py also has the
 Session + Core layer, 8 concurrent writers and a profile).
@@ -37,6 +38,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from asgi_client import DirectClient
 from bench_core import (Result, connect_raw, graphql_create, graphql_query, make_fixture, measure, next_position,
                         raw_create, raw_query, statements_of)
 from modula.testing import running_app, token_client
@@ -51,10 +53,11 @@ async def bench_database(database_url: str, plugins_dir: Path, creates: int, rea
     async with running_app(database_url, plugins_dir=plugins_dir, viewer_cache=True) as app, \
             token_client(app, "bench", roles=["admin"]) as client:
         fixture = await make_fixture(client)
-        create = graphql_create(client, fixture)
+        direct = DirectClient.like(client)  # the server's work without httpx's (asgi_client.py)
+        create = graphql_create(direct, fixture)
         for i in range(NODES):  # the read sees exactly these 100 nodes: it runs before any other insert
             await create(i)
-        read = graphql_query(client, CONTENTS_QUERY)
+        read = graphql_query(direct, CONTENTS_QUERY)
         results["read"] = await measure("contents(limit: 100), GraphQL", read, reads)
         results["read"].statements = await statements_of(app, read)
         raw = await connect_raw(database_url)
@@ -64,6 +67,9 @@ async def bench_database(database_url: str, plugins_dir: Path, creates: int, rea
             await settle(app)
             results["create"] = await measure("createContent 20 fields, GraphQL", create, creates)
             results["create"].statements = await statements_of(app, create)
+            await settle(app)
+            results["create_httpx"] = await measure("createContent 20 fields, GraphQL through httpx's ASGI transport",
+                                                    graphql_create(client, fixture), creates)
             await settle(app)
             results["raw_create"] = await measure("the same transaction, raw driver", raw_create(
                 raw, fixture, await next_position(app)), creates)
@@ -111,14 +117,15 @@ def summary(results: dict[str, Result]) -> dict:
             "first_error": next((r.first_error for r in results.values() if r.first_error), None),
             "read_vs_raw": round(rate["read"] / rate["raw_read"], 3),
             "create_vs_raw": round(rate["create"] / rate["raw_create"], 3),
+            "create_httpx_vs_raw": round(rate["create_httpx"] / rate["raw_create"], 3),
             "create_vs_raw_loop": round(rate["create"] / rate["raw_create_loop"], 3) if "raw_create_loop" in rate else None}
 
 
 def render(by_dialect: dict[str, dict], earlier: dict | None) -> str:
     lines = ["| database | contents(limit:100) req/s | statements | raw read /s | GraphQL / raw |"
              " createContent /s | statements | raw insert /s | createContent / raw |"
-             " raw on the loop /s | createContent / raw on the loop | gain vs --compare | errors |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             " raw on the loop /s | createContent / raw on the loop | through httpx / raw | gain vs --compare | errors |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for dialect, s in by_dialect.items():
         rates, statements = s["rates"], s["statements"]
         before = (earlier or {}).get(dialect, {}).get("read_vs_raw")
@@ -126,7 +133,7 @@ def render(by_dialect: dict[str, dict], earlier: dict | None) -> str:
         lines.append(f"| {dialect} | {rates['read']:,.1f} | {statements['read']} | {rates['raw_read']:,.0f} | "
                      f"{s['read_vs_raw']:.3f} | {rates['create']:,.0f} | {statements['create']} | "
                      f"{rates['raw_create']:,.0f} | {s['create_vs_raw']:.2f} | "
-                     f"{rates.get('raw_create_loop', 0):,.0f} | {s['create_vs_raw_loop'] or 0:.2f} | {gain} | {s['errors']} |")
+                     f"{rates.get('raw_create_loop', 0):,.0f} | {s['create_vs_raw_loop'] or 0:.2f} | {s['create_httpx_vs_raw']:.2f} | {gain} | {s['errors']} |")
     lines.append("\ntargets (issue 11): createContent / raw >= 0.5; contents statements bounded; gain >= 5x")
     return "\n".join(lines)
 

@@ -57,6 +57,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from cms_fixtures import field_ids, make_datatype, make_route  # noqa: E402
 from modula.cms.field_types import parse_value  # noqa: E402
 from modula.db import core_tables as t  # noqa: E402
+from asgi_client import DirectClient  # noqa: E402
 from modula_testing import GraphQLClient, create_test_database, drop_test_database, running_app, token_client  # noqa: E402
 
 CONCURRENT_CLIENTS = 8
@@ -174,7 +175,7 @@ async def make_fixture(client: GraphQLClient) -> Fixture:
 # --------------------------------------------------------------------------- GraphQL layer
 
 
-def graphql_create(client: GraphQLClient, fixture: Fixture) -> Operation:
+def graphql_create(client: GraphQLClient | DirectClient, fixture: Fixture) -> Operation:
     async def op(i: int) -> None:
         body = await client.execute(CREATE_CONTENT_ID_ONLY, {"input": fixture.graphql_input})
         if body.get("errors"):
@@ -183,7 +184,7 @@ def graphql_create(client: GraphQLClient, fixture: Fixture) -> Operation:
     return op
 
 
-def graphql_query(client: GraphQLClient, query: str = QUERY_100) -> Operation:
+def graphql_query(client: GraphQLClient | DirectClient, query: str = QUERY_100) -> Operation:
     async def op(i: int) -> None:
         body = await client.execute(query)
         if body.get("errors"):

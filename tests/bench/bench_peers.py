@@ -14,7 +14,7 @@ What it does, in one command:
    and then --seconds; servers take turns per query, so drift on the machine hits all alike; q3's
    rows are deleted after each q3 run;
 4. measures one client's sequential q2 latency on one kept-alive connection and with a new
-   connection per request;
+   connection per request, the two taking turns request by request;
 5. prints one table per server and the ratios, and writes everything to --out (JSON).
 
 Every process it starts is stopped by pid at the end, also on Ctrl-C or a failure.
@@ -181,9 +181,8 @@ def measure_all(args: argparse.Namespace, servers: list, operations: list[str]) 
                     delete_inserted(server)
     latency = {}
     for server in servers:
-        kept = peer_load.sequential_latency(server, "q2", args.latency_requests, new_connection=False)
-        new = peer_load.sequential_latency(server, "q2", args.latency_requests, new_connection=True)
-        latency[server.name] = {"kept_alive": kept, "new_connection": new}
+        latency[server.name] = peer_load.interleaved_latency(server, "q2", args.latency_requests)
+        kept, new = latency[server.name]["kept_alive"], latency[server.name]["new_connection"]
         print(f"  {server.name:<18} q2 one client: kept-alive p50 {kept['p50_us'] / 1000:.2f} ms, "
               f"new connection p50 {new['p50_us'] / 1000:.2f} ms", flush=True)
     median = {name: {q: median_run(results) for q, results in by_q.items()} for name, by_q in runs.items()}

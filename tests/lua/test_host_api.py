@@ -56,13 +56,13 @@ async def test_host_values_are_converted_explicitly(run_lua, host):
     result = await run_lua("""
         local r = query_one('select 1')
         return {big = r.big, big_type = type(r.big), price = r.price, exact = r.exact,
-                count_type = math.type(r.count), when = r.when, day = r.day,
+                count_type = type(r.count), count = r.count, when = r.when, day = r.day,
                 blob_len = #r.blob, second_is_null = r.nested.list[2] == json.null,
                 list_len = #r.nested.list, flag = r.flag}""")
     assert result == {
-        "big": str(2 ** 70), "big_type": "string", "price": 9.99,
-        "exact": "0.1000000000000000000001", "count_type": "integer",
-        "when": "2024-05-01T12:30:00", "day": "2024-05-01", "blob_len": 5,
+        "big": str(2 ** 70), "big_type": "string", "price": "9.99",  # numerics as exact text
+        "exact": "0.1000000000000000000001", "count_type": "string", "count": "12",
+        "when": "2024-05-01T12:30:00.000000Z", "day": "2024-05-01", "blob_len": 5,
         "second_is_null": True, "list_len": 3, "flag": False,
     }
 

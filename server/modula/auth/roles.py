@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from modula.auth.viewer import ACTIONS
 from modula.db.connection import Session
-from modula.db.core_tables import permissions, roles
+from modula.db.core_tables import permissions, roles, user_roles, users
 from modula.db.errors import UniqueViolation
 from modula.db.types import utcnow
 from modula.errors import ModulaError, Problems, not_found
@@ -77,6 +77,25 @@ async def revoke_permission(session: Session, *, role: str, resource: str, actio
         role_id = await _role_id(session, role)
         return await session.execute(permissions.delete().where(
             permissions.c.role_id == role_id, permissions.c.resource == resource, permissions.c.action == action)) > 0
+
+
+async def delete_role(session: Session, name: str) -> None:
+    """Delete a role and its permissions. Built-in roles stay; a role users hold is refused, naming
+    them (take it away with setUserRoles first)."""
+    async with session.transaction():
+        role = await session.fetch_one(sa.select(roles.c.id, roles.c.builtin).where(roles.c.name == name))
+        if role is None:
+            raise not_found("role", repr(name), ("name",))
+        if role["builtin"]:
+            raise ModulaError("BUILTIN_ROLE", f"role {name!r} is built in and cannot be deleted", ("name",))
+        holders = [row["username"] for row in await session.fetch_all(
+            sa.select(users.c.username).join(user_roles, user_roles.c.user_id == users.c.id)
+            .where(user_roles.c.role_id == role["id"]).order_by(users.c.username))]
+        if holders:
+            shown = ", ".join(repr(h) for h in holders[:5]) + (f" and {len(holders) - 5} more" if len(holders) > 5 else "")
+            raise ModulaError("ROLE_IN_USE", f"role {name!r} is held by {len(holders)} user(s): {shown};"
+                                             " take it away with setUserRoles first", ("name",))
+        await session.execute(roles.delete().where(roles.c.id == role["id"]))  # its permissions cascade
 
 
 async def _role_id(session: Session, name: str) -> int:

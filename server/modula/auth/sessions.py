@@ -7,6 +7,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
+
 from modula.auth.digests import digest, new_secret
 from modula.config import Settings
 from modula.db.connection import Session
@@ -83,3 +85,29 @@ async def touch_session(session: Session, session_id: int, *, now: dt.datetime, 
         sessions.update().where(sessions.c.id == session_id).values(last_access_at=now, expires_at=now + ttl)
     )
 
+
+
+async def list_sessions(session: Session, user_id: int) -> list[dict[str, Any]]:
+    """The user's unexpired sessions, newest first (with their token hash, to tell the current one)."""
+    return await session.fetch_all(
+        sa.select(sessions).where(sessions.c.user_id == user_id, sessions.c.expires_at > utcnow())
+        .order_by(sessions.c.created_at.desc(), sessions.c.id.desc()))
+
+
+async def revoke_session(session: Session, session_id: int, *, user_id: int | None) -> bool:
+    """End one session; only the user's own unless `user_id` is None (an administrator). False
+    when there is no such session (or it is another user's)."""
+    condition = [sessions.c.id == session_id]
+    if user_id is not None:
+        condition.append(sessions.c.user_id == user_id)
+    async with session.transaction():
+        return await session.execute(sessions.delete().where(*condition)) > 0
+
+
+async def end_other_sessions(session: Session, user_id: int, *, keep: str | None) -> int:
+    """End every session of the user but the one `keep` (a cookie's secret) opens."""
+    condition = [sessions.c.user_id == user_id]
+    if keep:
+        condition.append(sessions.c.token_hash != digest(keep))
+    async with session.transaction():
+        return await session.execute(sessions.delete().where(*condition))

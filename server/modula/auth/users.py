@@ -1,5 +1,5 @@
 """Users: create one with its roles (the CLI and the createUser mutation both come here), find,
-list, change roles, and log in."""
+list, change roles, name and email, deactivate and activate, change a password, and log in."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from modula.auth import passwords
+from modula.auth import sessions as session_service
 from modula.auth.viewer import ADMIN
 from modula.db.connection import Session
 from modula.db.core_tables import roles, user_roles, users
@@ -102,16 +103,7 @@ async def set_user_roles(session: Session, user_id: int, role_names: Sequence[st
             raise not_found("user", user_id, ("userId",))
         role_ids = await _role_ids(session, role_names, ("roles",))
         if ADMIN not in role_names:
-            other_admins = await session.fetch_value(
-                sa.select(sa.func.count()).select_from(user_roles.join(roles, roles.c.id == user_roles.c.role_id)
-                                                       .join(users, users.c.id == user_roles.c.user_id))
-                .where(roles.c.name == ADMIN, users.c.id != user_id, users.c.is_active.is_(True))
-            )
-            is_admin = await session.fetch_value(
-                sa.select(sa.func.count()).select_from(user_roles.join(roles, roles.c.id == user_roles.c.role_id))
-                .where(roles.c.name == ADMIN, user_roles.c.user_id == user_id)
-            )
-            if is_admin and not other_admins:
+            if await _is_admin(session, user_id) and not await _other_active_admins(session, user_id):
                 raise ModulaError("LAST_ADMIN", "this is the last administrator: make another user admin first", ("roles",))
         await session.execute(user_roles.delete().where(user_roles.c.user_id == user_id))
         await session.insert_rows(user_roles, [{"user_id": user_id, "role_id": rid} for rid in role_ids])
@@ -119,6 +111,66 @@ async def set_user_roles(session: Session, user_id: int, role_names: Sequence[st
     user = await get_user(session, user_id)
     assert user is not None
     return user
+
+
+def _identity_problems(problems: Problems, username: str | None, email: str | None, path: tuple) -> None:
+    if username is not None and not _USERNAME.match(username):
+        problems.add("INVALID_VALUE", "a username has 1 to 64 letters, digits or . _ @ -, starting with a letter or digit",
+                     (*path, "username"))
+    if email is not None and (not _EMAIL.match(email) or len(email) > 255):
+        problems.add("INVALID_VALUE", f"{email!r} is not an email address", (*path, "email"))
+
+
+async def update_user(session: Session, user_id: int, *, username: str | None = None,
+                      email: str | None = None) -> dict[str, Any]:
+    """Change a user's username and/or email (None: keep it)."""
+    problems = Problems()
+    _identity_problems(problems, username, email, ("set",))
+    problems.raise_if_any()
+    changes = {name: value for name, value in (("username", username), ("email", email)) if value is not None}
+    try:
+        async with session.transaction():
+            await _existing(session, user_id)
+            await session.execute(users.update().where(users.c.id == user_id).values(**changes, updated_at=utcnow()))
+    except UniqueViolation as exc:
+        field = "email" if "email" in (exc.constraint or "") else "username"
+        raise ModulaError("CONFLICT", f"another user has this {field}", ("set", field)) from None
+    user = await get_user(session, user_id)
+    assert user is not None
+    return user
+
+
+async def set_active(session: Session, user_id: int, active: bool, *, acting_user_id: int | None) -> dict[str, Any]:
+    """Deactivate (it can no longer log in, and its sessions and tokens open nothing) or activate a
+    user. Nobody deactivates themselves, and the last active administrator stays active."""
+    async with session.transaction():
+        await _existing(session, user_id)
+        if not active:
+            if user_id == acting_user_id:
+                raise ModulaError("INVALID_VALUE", "you cannot deactivate yourself: ask another administrator", ("id",))
+            if await _is_admin(session, user_id) and not await _other_active_admins(session, user_id):
+                raise ModulaError("LAST_ADMIN", "this is the last active administrator: make another user admin first", ("id",))
+        await session.execute(users.update().where(users.c.id == user_id).values(is_active=active, updated_at=utcnow()))
+    user = await get_user(session, user_id)
+    assert user is not None
+    return user
+
+
+async def change_password(session: Session, user_id: int, *, old: str, new: str, keep_session: str | None) -> int:
+    """Replace the user's password when `old` is it; every other session of the user ends (the one
+    whose secret is `keep_session` stays). Returns how many sessions ended. API tokens stay valid:
+    revoke them with revokeApiToken."""
+    user = await session.fetch_one(sa.select(users.c.password_hash).where(users.c.id == user_id))
+    if user is None or not await passwords.verify_password_async(user["password_hash"], old):
+        raise ModulaError("WRONG_PASSWORD", "the old password is not right", ("oldPassword",))
+    problem = password_problem(new)
+    if problem:
+        raise ModulaError("INVALID_VALUE", problem, ("newPassword",))
+    password_hash = await passwords.hash_password_async(new)
+    async with session.transaction():
+        await session.execute(users.update().where(users.c.id == user_id).values(password_hash=password_hash,
+                                                                                 updated_at=utcnow()))
+        return await session_service.end_other_sessions(session, user_id, keep=keep_session)
 
 
 async def replace_password_hash(session: Session, user_id: int, password_hash: str) -> None:
@@ -149,3 +201,21 @@ async def _role_ids(session: Session, names: Sequence[str], path: tuple[str, ...
     if missing:
         raise ModulaError("NOT_FOUND", f"no role named {', '.join(repr(m) for m in missing)}", path)
     return [row["id"] for row in rows]
+
+
+async def _existing(session: Session, user_id: int) -> None:
+    if await session.fetch_value(sa.select(users.c.id).where(users.c.id == user_id)) is None:
+        raise not_found("user", user_id, ("id",))
+
+
+async def _is_admin(session: Session, user_id: int) -> bool:
+    return bool(await session.fetch_value(
+        sa.select(sa.func.count()).select_from(user_roles.join(roles, roles.c.id == user_roles.c.role_id))
+        .where(roles.c.name == ADMIN, user_roles.c.user_id == user_id)))
+
+
+async def _other_active_admins(session: Session, user_id: int) -> int:
+    return int(await session.fetch_value(
+        sa.select(sa.func.count()).select_from(user_roles.join(roles, roles.c.id == user_roles.c.role_id)
+                                               .join(users, users.c.id == user_roles.c.user_id))
+        .where(roles.c.name == ADMIN, users.c.id != user_id, users.c.is_active.is_(True))) or 0)

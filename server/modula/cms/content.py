@@ -14,12 +14,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from modula.cms import content_tree
-from modula.db import content_paths
+from modula.cms import content_tree, known_fields
 from modula.cms.field_types import REFERENCE_TABLES, InvalidValue, StoredValue, parse_value
+from modula.db import content_paths
 from modula.db import core_tables as t
 from modula.db.connection import Session
-from modula.db.errors import UniqueViolation
+from modula.db.errors import CheckAgain, UniqueViolation
 from modula.db.types import utcnow
 from modula.errors import ModulaError, Problems, not_found
 
@@ -49,6 +49,10 @@ async def create_content(session: Session, new: NewContent) -> dict[str, Any]:
         raise ModulaError("INVALID_VALUE", f"status must be one of {', '.join(STATUSES)}", ("input", "status"))
     if new.slug is not None:
         content_tree.check_slug(new.slug, ("input", "slug"))
+    if session.dialect == "postgresql" and not session.in_transaction:
+        created = await _create_in_one_statement(session, new)
+        if created is not None:
+            return created
     async with session.transaction(short=True):
         # The route, locked on PostgreSQL (sibling positions are read, then written), and the
         # datatype with its fields: one statement.
@@ -62,7 +66,7 @@ async def create_content(session: Session, new: NewContent) -> dict[str, Any]:
         stored = await _check_values(session, datatype_fields, new.fields, ("input", "fields"), require_all=True)
         slug = new.slug
         if slug is None:
-            slug = await _derived_slug(session, new, datatype_fields, stored)
+            slug = await _derived_slug(session, new, _base_slug(datatype_fields, stored))
 
         now = utcnow()
         node = {
@@ -78,12 +82,37 @@ async def create_content(session: Session, new: NewContent) -> dict[str, Any]:
         }
         with _slug_taken(slug, ("input", "slug")):  # an explicit slug is checked by the unique index
             if session.dialect == "postgresql":  # the node and its values in one round trip
-                values = {"field_ids": list(stored), "texts": [v.value for v in stored.values()],
-                          "numbers": [v.value_number for v in stored.values()], "times": [v.value_time for v in stored.values()]}
-                return await session.fetch_one(_INSERT_WITH_VALUES[new.parent_id is None], {**node, **values})
+                return await session.fetch_one(_INSERT_WITH_VALUES[new.parent_id is None], {**node, **_value_arrays(stored)})
             content = await session.fetch_one(_INSERT_ROOT if new.parent_id is None else _INSERT_CHILD, node)
         await _insert_values(session, content["id"], stored)
     return content
+
+
+async def _create_in_one_statement(session: Session, new: NewContent) -> dict[str, Any] | None:
+    """PostgreSQL: the values checked against the fields this process knows, then the node and its
+    values in one autocommitted statement that re-checks, under the route's lock, what was assumed
+    (sql/postgresql/0017). None when it cannot be done so, with nothing written: no such datatype,
+    a bad value, a reference to look up, or a route, parent or field not as known. The checked
+    write then runs and reports what is wrong, in its order."""
+    known = await known_fields.fields_with_generation(session, new.datatype_id)
+    if known is None:
+        return None
+    datatype_fields, fields_generation = known
+    stored, references, problems = _parsed_values(datatype_fields, new.fields, ("input", "fields"), require_all=True)
+    if problems.items or references:
+        return None
+    now = utcnow()
+    # The function derives a free slug from `base` (sql/postgresql/0018) when none is given.
+    base = None if new.slug is not None else _base_slug(datatype_fields, stored)
+    try:
+        with _slug_taken(new.slug or "", ("input", "slug")):
+            return await session.fetch_one(_CREATE_IN_ONE_STATEMENT, {
+                "route_id": new.route_id, "datatype_id": new.datatype_id, "parent_id": new.parent_id,
+                "author_id": new.author_id, "status": new.status, "now": now, "fields_generation": fields_generation,
+                "slug": new.slug, "base": base, **_value_arrays(stored)})
+    except CheckAgain:
+        known_fields.forget(session.database, new.datatype_id)
+        return None
 
 
 @contextlib.contextmanager
@@ -97,12 +126,22 @@ def _slug_taken(slug: str, path) -> Iterator[None]:
         raise ModulaError("SLUG_TAKEN", f"slug {slug!r} is already taken among the node's siblings", path) from None
 
 
-async def _derived_slug(session: Session, new: NewContent, datatype_fields, stored: dict[int, StoredValue]) -> str:
-    """The slug of the node's title-like value, made free among its siblings (`hello-2`): one statement."""
-    base = content_paths.base_slug(content_paths.title_of(datatype_fields.values(), {i: v.value for i, v in stored.items()}))
+def _base_slug(datatype_fields: dict[int, dict[str, Any]], stored: dict[int, StoredValue]) -> str:
+    """The slug of the node's title-like value, before it is made free among its siblings."""
+    return content_paths.base_slug(content_paths.title_of(datatype_fields.values(), {i: v.value for i, v in stored.items()}))
+
+
+async def _derived_slug(session: Session, new: NewContent, base: str) -> str:
+    """`base` made free among the node's siblings (`hello-2`): one statement."""
     taken = await session.fetch_all(_SIBLING_SLUGS[new.parent_id is None], {
         "route_id": new.route_id, "parent_id": new.parent_id, "stem": content_paths.stem(base) + "%"})
     return content_paths.free_slug(base, (row["slug"] for row in taken))
+
+
+def _value_arrays(stored: dict[int, StoredValue]) -> dict[str, list[Any]]:
+    """The values as four parallel arrays, for PostgreSQL's unnest."""
+    return {"field_ids": list(stored), "texts": [v.value for v in stored.values()],
+            "numbers": [v.value_number for v in stored.values()], "times": [v.value_time for v in stored.values()]}
 
 
 async def update_content(
@@ -257,6 +296,17 @@ async def _check_values(
     require_all: bool,
 ) -> dict[int, StoredValue]:
     """Validate every value; report all problems at once. Returns field id -> stored value."""
+    stored, references, problems = _parsed_values(datatype_fields, values, path, require_all=require_all)
+    await _check_references(session, references, path, problems)
+    problems.raise_if_any()
+    return stored
+
+
+def _parsed_values(
+    datatype_fields: dict[int, dict[str, Any]], values: Sequence[FieldValue], path: tuple, *, require_all: bool,
+) -> tuple[dict[int, StoredValue], dict[str, dict[int, list[int]]], Problems]:
+    """Every value parsed by its field's type: (field id -> stored value, the references to look
+    up: type -> id -> indexes, the problems found)."""
     problems = Problems()
     stored: dict[int, StoredValue] = {}
     seen: dict[int, int] = {}
@@ -290,9 +340,7 @@ async def _check_values(
         for field_id, field in datatype_fields.items():
             if field["required"] and field_id not in seen:
                 problems.add("REQUIRED_FIELD_MISSING", f"field {field['label']!r} (id {field_id}) is required", path)
-    await _check_references(session, references, path, problems)
-    problems.raise_if_any()
-    return stored
+    return stored, references, problems
 
 
 async def _check_references(session: Session, references, path, problems: Problems) -> None:
@@ -331,15 +379,7 @@ def _param(name: str, column: sa.Column) -> sa.BindParameter:
 
 _CONTENT_BY_ID = sa.select(t.content_data).where(t.content_data.c.id == _param("content_id", t.content_data.c.id))
 
-_DATATYPE_FIELDS = (
-    sa.select(t.datatypes.c.id.label("datatype__id"), *t.fields.c)
-    .select_from(
-        t.datatypes.outerjoin(t.datatypes_fields, t.datatypes_fields.c.datatype_id == t.datatypes.c.id)
-        .outerjoin(t.fields, t.fields.c.id == t.datatypes_fields.c.field_id)
-    )
-    .where(t.datatypes.c.id == _param("datatype_id", t.datatypes.c.id))
-    .order_by(t.datatypes_fields.c.position)
-)
+_DATATYPE_FIELDS = known_fields.DATATYPE_FIELDS
 
 
 def _route_and_fields() -> sa.Select:
@@ -377,6 +417,13 @@ def _insert_with_values(root: bool) -> sa.TextClause:
 
 
 _INSERT_WITH_VALUES = {True: _insert_with_values(True), False: _insert_with_values(False)}
+
+_CREATE_IN_ONE_STATEMENT = sa.text(
+    f"SELECT {', '.join(t.content_data.c.keys())} FROM modula_create_content(CAST(:route_id AS integer),"
+    " CAST(:datatype_id AS integer), CAST(:parent_id AS integer), CAST(:author_id AS integer), CAST(:status AS text),"
+    " CAST(:now AS timestamptz), CAST(:fields_generation AS bigint), CAST(:field_ids AS integer[]), CAST(:texts AS text[]),"
+    " CAST(:numbers AS double precision[]), CAST(:times AS timestamptz[]), CAST(:slug AS text), CAST(:base AS text))"
+)
 
 
 def _insert_content(root: bool) -> sa.Insert:

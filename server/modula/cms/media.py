@@ -5,7 +5,8 @@ Uploading several files is all or nothing: every file is checked (its type sniff
 its alt text and folder) before anything is written; then the bytes are stored and the rows
 inserted in one transaction. A backend that writes outside the transaction (the filesystem) has
 the bytes of a failed upload discarded at once, and those of an upload cut short by a crash
-discarded by `sweep_orphans` when a server starts.
+discarded by `sweep_orphans` when a server starts. Several upload fields of one multipart request are
+one unit too: `upload_unit.py` runs them in one transaction and discards what they stored if any fails.
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ def media_url(media_id: int, name: str, digest: str | None, size: str | None = N
 
 async def upload_media(session: Session, storage: MediaStorage, items: Sequence[NewMedia], *,
                        allowed_types: tuple[str, ...], sizes: tuple[images.ImageSize, ...],
-                       uploader_id: int | None) -> list[Row]:
-    """Record every file, or none; returns the media rows in input order."""
+                       uploader_id: int | None, written: set[str] | None = None) -> list[Row]:
+    """Record every file, or none; returns the media rows in input order. The digests stored are
+    added to `written`, for a caller whose outer transaction may still roll back (upload_unit.py)."""
     problems = Problems()
     types = []
     for item in items:
@@ -99,7 +101,7 @@ async def upload_media(session: Session, storage: MediaStorage, items: Sequence[
             made.extend(rendition.path for rendition in renditions)
             blobs = [await asyncio.to_thread(_blob_of, rendition.path) for rendition in renditions]
             prepared.append(_Prepared(item, media_type, dimensions, list(zip(renditions, blobs))))
-        return await _record(session, storage, prepared, uploader_id)
+        return await _record(session, storage, prepared, uploader_id, set() if written is None else written)
     finally:
         for path in made:
             with contextlib.suppress(FileNotFoundError):
@@ -117,15 +119,15 @@ class _Prepared:
 
 
 async def _record(session: Session, storage: MediaStorage, prepared: list[_Prepared],
-                  uploader_id: int | None) -> list[Row]:
-    written: set[str] = set()
+                  uploader_id: int | None, written: set[str]) -> list[Row]:
+    mine: set[str] = set()  # what this call stored: discarded at once if it fails
     try:
         async with session.transaction():
             rows = []
             for one in prepared:
                 item, media_type, dimensions, renditions = one.item, one.media_type, one.dimensions, one.renditions
                 await storage.store(session, item.blob)
-                written.add(item.blob.digest)
+                mine.add(item.blob.digest)
                 row = await session.insert(t.media, {
                     "name": item.filename, "url": "", "mime_type": media_type, "size_bytes": item.blob.size,
                     "alt": item.alt, "folder": item.folder, "uploader_id": uploader_id, "created_at": utcnow(),
@@ -137,7 +139,7 @@ async def _record(session: Session, storage: MediaStorage, prepared: list[_Prepa
                 row["url"] = url
                 for rendition, blob in renditions:
                     await storage.store(session, blob)
-                    written.add(blob.digest)
+                    mine.add(blob.digest)
                 await session.insert_rows(t.media_dimensions, [{
                     "media_id": row["id"], "label": rendition.name, "width": rendition.width,
                     "height": rendition.height, "url": media_url(row["id"], item.filename, blob.digest, rendition.name),
@@ -147,8 +149,10 @@ async def _record(session: Session, storage: MediaStorage, prepared: list[_Prepa
         return rows
     except BaseException:
         if not storage.transactional:
-            await _discard_unreferenced(session, storage, written)
+            await discard_unreferenced(session, storage, mine)
         raise
+    finally:
+        written.update(mine)
 
 
 def _blob_of(path: Path) -> Blob:
@@ -254,9 +258,9 @@ async def delete_media(session: Session, storage: MediaStorage, media_id: int, *
         digests.discard(None)
         await session.execute(sa.delete(t.media).where(t.media.c.id == media_id))  # sizes cascade
         if storage.transactional:
-            await _discard_unreferenced(session, storage, digests)
+            await discard_unreferenced(session, storage, digests)
     if not storage.transactional:
-        await _discard_unreferenced(session, storage, digests)
+        await discard_unreferenced(session, storage, digests)
     return sorted({u["content_id"] for u in used})
 
 
@@ -270,7 +274,8 @@ async def _referenced(session: Session, digests: list[str]) -> set[str]:
     return found
 
 
-async def _discard_unreferenced(session: Session, storage: MediaStorage, digests: set[str]) -> None:
+async def discard_unreferenced(session: Session, storage: MediaStorage, digests: set[str]) -> None:
+    """Discard the held bytes of `digests` that no media row or size names."""
     referenced = await _referenced(session, sorted(digests))
     for digest in digests - referenced:
         await storage.discard(session, digest)

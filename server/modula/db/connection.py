@@ -506,7 +506,15 @@ def _single_pk(table: sa.Table) -> str:
 
 
 def split_sql_script(sql: str) -> list[str]:
-    """Split a trusted migration script on semicolons at line ends; comments are dropped."""
-    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
-    statements = "\n".join(lines).split(";\n")
+    """Split a trusted migration script on semicolons at line ends, except inside a `$$` quoted
+    body (a function's); comment lines are dropped."""
+    text = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
+    statements = [""]
+    for index, part in enumerate(text.split("$$")):
+        if index % 2:  # inside $$ … $$
+            statements[-1] += f"$${part}$$"
+            continue
+        first, *rest = part.split(";\n")
+        statements[-1] += first
+        statements.extend(rest)
     return [s.strip().rstrip(";").strip() for s in statements if s.strip().rstrip(";").strip()]

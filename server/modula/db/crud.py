@@ -416,13 +416,14 @@ class TableCrud:
 
     async def _one(self, session: Session, statement: sa.Executable) -> Row | None:
         row = await session.fetch_one(statement)
-        return None if row is None else self._decode_row(row)
+        return None if row is None else self.decode_row(row)
 
-    def _decode_row(self, row: Mapping[str, Any]) -> Row:
+    def decode_row(self, row: Mapping[str, Any]) -> Row:
+        """A row as the driver returned it, in the Python types of its columns."""
         return {name: _decode(kind, row[name]) for name, kind in self._kinds.items()}
 
     def _decode_rows(self, rows: list[Mapping[str, Any]]) -> list[Row]:
-        return [self._decode_row(row) for row in rows]
+        return [self.decode_row(row) for row in rows]
 
 
 def _check_page(limit: int | None, offset: int) -> None:

@@ -30,6 +30,13 @@ class CheckViolation(DatabaseError):
     code = "CHECK_VIOLATION"
 
 
+class CheckAgain(DatabaseError):
+    """A statement that checks what the process assumed (SQLSTATE MDL01, raised by Modula's own
+    functions) found it no longer so, and wrote nothing: run the checked way instead."""
+
+    code = "CHECK_AGAIN"
+
+
 class PluginSQLError(DatabaseError):
     """A plugin's own SQL failed; the message is meant for the plugin author and names no host internals."""
 
@@ -62,6 +69,8 @@ def translate(exc: BaseException) -> DatabaseError | None:
     """Map a driver exception (sqlite3 or asyncpg) onto one of ours, or None if unknown."""
     name = type(exc).__name__
     text = str(exc)
+    if getattr(exc, "sqlstate", None) == "MDL01":
+        return CheckAgain("what the statement was to check has changed")
     for kind, message, asyncpg_name, sqlite_prefix in _VIOLATIONS:
         if name == asyncpg_name:
             return kind(message, constraint=getattr(exc, "constraint_name", None))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from modula.db import content_paths, field_names
+from modula.db import content_paths, field_names, stored_datetimes
 from modula.db.connection import Session
 from modula.db.types import UTCDateTime, utcnow
 from modula.resources import resource_dir
@@ -26,7 +26,8 @@ schema_migrations = sa.Table(
 # Any constant works; it only has to be the same in every process that migrates.
 _PG_MIGRATION_LOCK = 74_211_001
 # Data changes SQL cannot express, run in the transaction of the migration they follow.
-_DATA_STEPS = {"0010_field_names": field_names.backfill, "0018_content_paths": content_paths.backfill}
+_DATA_STEPS = {"0010_field_names": field_names.backfill, "0014_canonical_datetimes": stored_datetimes.rewrite,
+               "0018_content_paths": content_paths.backfill}
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from modula.db import confinement, storable
+from modula.db import column_values, confinement, storable
 from modula.db.confinement import PluginGrant, SQLitePolicy
 from modula.db.connection import Database, Session
 from modula.db.errors import PluginSQLDenied, PluginSQLError, PluginSQLTimeout, translate
@@ -155,6 +155,10 @@ def bind(sql: str, params: Params, dialect: str) -> tuple[str, Sequence[Any] | M
     if params is None:
         params = []
     _check_storable(params)
+    if isinstance(params, Mapping):
+        params = {name: column_values.sql_parameter(value, dialect) for name, value in params.items()}
+    elif isinstance(params, Sequence) and not isinstance(params, (str, bytes)):
+        params = [column_values.sql_parameter(value, dialect) for value in params]
     if isinstance(params, Mapping):
         if any(h.name is None for h in holders):
             raise PluginSQLError("parameters were given by name but the statement uses ? placeholders")
@@ -349,6 +353,11 @@ class PluginSQL:
             prelude = f"SAVEPOINT {_PG_SAVEPOINT}; {prelude}"
         await connection.execute(prelude)
         try:
+            if any(column_values.may_need_type(arg) for arg in args):
+                # Only the statement knows which strings are timestamps or dates (asyncpg binds
+                # those from Python datetimes only): ask it before binding.
+                types = [t.name for t in (await connection.prepare(sql)).get_parameters()]
+                args = [column_values.typed_parameter(arg, kind) for arg, kind in zip(args, types)]
             # Both paths use the extended protocol: one statement, no `;`-chained extras.
             if exec_ and args:
                 records, status = [], await connection.execute(sql, *args)  # cached statement

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -29,6 +30,8 @@ def problem(value: Any) -> str | None:
 def unstorable(value: Any, path: tuple = ()) -> tuple[tuple, str] | None:
     """The path of the first value inside `value` (dicts, lists, leaves) that cannot be stored,
     with what is wrong with it; None when every one can. Keys are checked like values."""
+    if _plainly_storable(value):
+        return None
     pending: list[tuple[tuple, Any]] = [(path, value)]
     while pending:
         here, item = pending.pop()
@@ -47,3 +50,17 @@ def unstorable(value: Any, path: tuple = ()) -> tuple[tuple, str] | None:
             if found is not None:
                 return here, found
     return None
+
+
+def _plainly_storable(value: Any) -> bool:
+    """True when JSON's encoder, at C speed, shows every value storable: it refuses non-finite
+    numbers (allow_nan=False), escapes NUL as \\u0000 and leaves lone surrogates for UTF-8 to
+    refuse; fewer brackets than _MAX_DEPTH bound the depth. False means "look closer": the walk
+    above then finds the value and says what is wrong (or finds nothing: a text holding the six
+    characters \\u0000, a deep but fine value)."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, check_circular=False)
+        text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
+        return False
+    return "\\u0000" not in text and text.count("[") + text.count("{") <= _MAX_DEPTH

@@ -6,6 +6,8 @@ import datetime as dt
 
 import sqlalchemy as sa
 
+from modula.db import column_values
+
 
 class UTCDateTime(sa.types.TypeDecorator):
     """A timestamp that is always timezone-aware UTC in Python, whatever the dialect stores."""
@@ -16,10 +18,8 @@ class UTCDateTime(sa.types.TypeDecorator):
     def process_bind_param(self, value, dialect):
         if value is None:
             return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        value = value.astimezone(dt.timezone.utc)
-        if dialect.name == "sqlite":
+        value = column_values.utc(value)
+        if dialect.name == "sqlite":  # SQLAlchemy then writes column_values.SQLITE_FORMAT
             return value.replace(tzinfo=None)
         return value
 
@@ -27,10 +27,8 @@ class UTCDateTime(sa.types.TypeDecorator):
         if value is None:
             return None
         if isinstance(value, str):
-            value = dt.datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc)
+            return column_values.parse_datetime(value)
+        return column_values.utc(value)
 
 
 def utcnow() -> dt.datetime:

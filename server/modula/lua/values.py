@@ -28,6 +28,8 @@ from typing import Any
 
 from lupa import lua54
 
+from modula.db import column_values
+
 MAX_DEPTH = 100
 # What one value or table entry costs in a conversion's byte budget besides its string bytes:
 # about what Python spends on an object, so the budget bounds the host's memory and time.
@@ -79,7 +81,9 @@ class LuaValues:
         if isinstance(value, (bytes, bytearray, memoryview)):
             return bytes(value)
         if isinstance(value, Decimal):
-            return decimal_to_lua(value)
+            return (format(value, "f") if value.is_finite() else str(value)).encode()
+        if isinstance(value, dt.datetime):
+            return column_values.iso_z(value).encode()
         if isinstance(value, (dt.date, dt.time)):
             return value.isoformat().encode()
         if isinstance(value, dict):
@@ -169,14 +173,3 @@ def lua_string(raw: bytes) -> str | bytes:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw
-
-
-def decimal_to_lua(value: Decimal) -> int | float | bytes:
-    if value.is_finite() and value == value.to_integral_value():
-        as_int = int(value)
-        if _INT64[0] <= as_int <= _INT64[1]:
-            return as_int
-    as_float = float(value)
-    if value.is_finite() and Decimal(repr(as_float)) == value:
-        return as_float
-    return str(value).encode()

@@ -9,11 +9,10 @@ see the stored row. Any failure rolls everything back: the caller holds the tran
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
+from modula.db import column_values
 from modula.db.connection import Session
 from modula.db.crud import OnConflict, crud_for
 from modula.db.introspection import TableSpec
@@ -39,17 +38,44 @@ class NewRow:
     children: list[tuple[ChildLink, list[NewRow]]] = field(default_factory=list)
 
 
+class TableHooks:
+    """A plugin's hooks on its tables, run for every row written through the table API: the
+    generated mutations and Lua's own `insert` (raw SQL runs none)."""
+
+    def __init__(self, hooks: list[HookDecl], run_hook) -> None:
+        self._hooks = hooks
+        self._run_hook = run_hook  # async (hook, row, path) -> returned value
+
+    def of(self, event: str, table: str) -> list[HookDecl]:
+        return [h for h in self._hooks if h.event == event and h.table == table]
+
+    async def before(self, spec: TableSpec, event: str, row: Row, path: Path) -> Row:
+        """The row as the `before_*` hooks leave it (each may return a changed row, or raise)."""
+        for hook in self.of(event, spec.name):
+            returned = await self._run_hook(hook, row, path)
+            if returned is not None:
+                if not isinstance(returned, dict):
+                    raise ModulaError("PLUGIN_ERROR", f"the {event} hook of {spec.name} must return the row or nil", path)
+                row = coerce_row(spec, returned, path)
+        return row
+
+    async def after(self, spec: TableSpec, event: str, row: Row, path: Path) -> None:
+        for hook in self.of(event, spec.name):
+            await self._run_hook(hook, row, path)
+
+
 class TableWriter:
     """One mutation's writes to one plugin's tables, on `session` (already in a transaction)."""
 
     def __init__(self, session: Session, specs: dict[str, TableSpec], hooks: list[HookDecl], run_hook) -> None:
         self.session = session
         self.specs = specs
-        self._hooks = hooks
-        self._run_hook = run_hook  # async (hook, row, path) -> returned value
+        self._table_hooks = TableHooks(hooks, run_hook)
+        self._before = self._table_hooks.before
+        self._after = self._table_hooks.after
 
     def hooks(self, event: str, table: str) -> list[HookDecl]:
-        return [h for h in self._hooks if h.event == event and h.table == table]
+        return self._table_hooks.of(event, table)
 
     async def insert(self, table: str, rows: list[NewRow], on_conflict: OnConflict | None = None) -> list[Row]:
         if not rows:
@@ -105,19 +131,6 @@ class TableWriter:
                 deleted.append(row)
         return deleted
 
-    async def _before(self, spec: TableSpec, event: str, row: Row, path: Path) -> Row:
-        for hook in self.hooks(event, spec.name):
-            returned = await self._run_hook(hook, row, path)
-            if returned is not None:
-                if not isinstance(returned, dict):
-                    raise ModulaError("PLUGIN_ERROR", f"the {event} hook of {spec.name} must return the row or nil", path)
-                row = coerce_row(spec, returned, path)
-        return row
-
-    async def _after(self, spec: TableSpec, event: str, row: Row, path: Path) -> None:
-        for hook in self.hooks(event, spec.name):
-            await self._run_hook(hook, row, path)
-
     def _check_required(self, spec: TableSpec, row: NewRow) -> None:
         for column in spec.columns:
             if not column.nullable and not column.has_default and row.values.get(column.name) is None:
@@ -140,25 +153,7 @@ def coerce_row(spec: TableSpec, row: Row, path: Path = ()) -> Row:
 
 
 def coerce_value(column_type: str, value: Any, path: Path = ()) -> Any:
-    if value is None:
-        return None
     try:
-        if column_type == "integer" and isinstance(value, float) and value.is_integer():
-            return int(value)
-        if column_type == "real" and isinstance(value, (int, Decimal)) and not isinstance(value, bool):
-            return float(value)
-        if column_type == "numeric" and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return Decimal(str(value))
-        if column_type == "datetime" and isinstance(value, str):
-            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
-        if column_type == "date" and isinstance(value, str):
-            return dt.date.fromisoformat(value[:10])
-        if column_type == "boolean" and isinstance(value, int):
-            return bool(value)
-        if column_type == "blob" and isinstance(value, str):  # Lua strings that were valid UTF-8
-            return value.encode("utf-8")
+        return column_values.from_plain(column_type, value)
     except ValueError as exc:
         raise ModulaError("INVALID_VALUE", f"not a valid {column_type}: {exc}", path) from None
-    return value
-

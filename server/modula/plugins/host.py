@@ -27,12 +27,15 @@ from modula.lua.declarations import Declarations, HandlerRef
 from modula.lua.errors import LuaPluginError
 from modula.lua.limits import Limits
 from modula.lua.runtime import PluginRuntime
-from modula.plugins import registry, tables
+from modula.plugins import outbound_http, registry, tables
 from modula.plugins.calls import PluginCall
+from modula.plugins.data import TableHooks
 from modula.plugins.errors import PluginError
 from modula.plugins.manifest import Manifest, parse_manifest, read_manifest
 
 log = logging.getLogger("modula.plugins")
+# How deep hooks may nest when a hook's own `insert` runs hooks in turn.
+MAX_HOOK_DEPTH = 8
 
 @dataclass(eq=False)  # compared and hashed by identity: each load is its own runtime
 class LoadedPlugin:
@@ -54,7 +57,9 @@ class LoadedPlugin:
 class PluginHost:
     database: Database
     limits: Limits = field(default_factory=Limits)
-    http_client: httpx.AsyncClient = field(default_factory=httpx.AsyncClient)
+    # One client per list of allowed hosts: a pooled connection is reused only by plugins that
+    # could have opened it (outbound_http checks addresses when it connects).
+    http_clients: dict[tuple[str, ...], httpx.AsyncClient] = field(default_factory=dict)
     loaded: dict[str, LoadedPlugin] = field(default_factory=dict)  # in install order (the registry's)
     failures: dict[str, str] = field(default_factory=dict)
     retired: list[LoadedPlugin] = field(default_factory=list)
@@ -251,18 +256,29 @@ class PluginHost:
         return await self.call_plugin(plugin, handler, args, ctx, session=session)
 
     async def call_plugin(self, plugin: LoadedPlugin, handler: HandlerRef, args: Any, ctx: dict, *,
-                          session: Session | None = None) -> Any:
+                          session: Session | None = None, hook_depth: int = 0) -> Any:
         """Run one Lua handler with its SQL confined to what the plugin may touch.
 
         `session` lets the plugin's statements join the caller's transaction: on SQLite any
         session, on PostgreSQL only one logged in as the plugin's role (see `write_session`); a host
-        session's privileges are never lent to plugin SQL.
+        session's privileges are never lent to plugin SQL. The handler's own `insert` runs the
+        table's hooks on its connection, `hook_depth` counting how deep such hooks nest.
         """
         grant = _grant(plugin.manifest, list(plugin.tables), self.limits)
         shared = session if session is not None and (self.database.is_sqlite or session.login_role) else None
         try:
             async with plugin_sql(self.database, grant, session=shared) as sql:
-                return await plugin.runtime.call(handler, args, ctx, PluginCall(plugin, sql, http_client=self.http_client))
+                async def run_hook(hook, row, path):
+                    if hook_depth >= MAX_HOOK_DEPTH:
+                        raise PluginError(plugin.name, f"hooks nested {MAX_HOOK_DEPTH} deep: does the {hook.event} "
+                                                       f"hook of {hook.table} insert into its own table?")
+                    hook_ctx = {**ctx, "event": hook.event, "table": hook.table}
+                    return await self.call_plugin(plugin, hook.handler, row, hook_ctx, session=sql.session,
+                                                  hook_depth=hook_depth + 1)
+
+                hooks = TableHooks(plugin.declarations.hooks, run_hook)
+                call = PluginCall(plugin, sql, http_client=self.http_client(plugin.manifest), hooks=hooks)
+                return await plugin.runtime.call(handler, args, ctx, call)
         except LuaPluginError as exc:
             raise PluginError(plugin.name, exc.message, code=exc.code, location=exc.location) from None
 
@@ -291,7 +307,17 @@ class PluginHost:
         for plugin in [*self.loaded.values(), *self.take_retired()]:
             plugin.runtime.close()
         self.loaded.clear()
-        await self.http_client.aclose()
+        for client in self.http_clients.values():
+            await client.aclose()
+        self.http_clients.clear()
+
+    def http_client(self, manifest: Manifest) -> httpx.AsyncClient:
+        """The client `http.request` of a plugin with this manifest goes out through."""
+        hosts = tuple(manifest.http_hosts)
+        client = self.http_clients.get(hosts)
+        if client is None:
+            client = self.http_clients[hosts] = outbound_http.client_for(hosts)
+        return client
 
 
 def _grant(manifest: Manifest, own_tables: list[str], limits: Limits) -> confinement.PluginGrant:

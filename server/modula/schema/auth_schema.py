@@ -1,5 +1,5 @@
-"""Authentication over GraphQL: login, logout and `me`; the viewer's own API tokens; and, for
-admins, users, roles and permissions. Mixed into the core Query and Mutation."""
+"""Authentication over GraphQL: login, logout and `me`; the viewer's own password, sessions and
+API tokens; and, for admins, users, roles and permissions. Mixed into the core Query and Mutation."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import strawberry
 
 from modula.auth import roles as role_service
 from modula.auth import sessions, tokens
+from modula.auth.digests import digest
 from modula.auth import users as user_service
 from modula.auth.login_limits import login_limiter
 from modula.auth.viewer import Viewer, forbidden
@@ -95,6 +96,29 @@ class Permission:
         return cls(role=row["role"], resource=row["resource"], action=row["action"], row_rule=row["row_rule"])
 
 
+@strawberry.type(description="One of your logged-in sessions (a browser's cookie).")
+class UserSession:
+    id: int
+    created_at: dt.datetime
+    last_access_at: dt.datetime
+    expires_at: dt.datetime
+    ip: str | None
+    user_agent: str | None
+    current: bool = strawberry.field(description="The session this request came with.")
+
+    @classmethod
+    def from_row(cls, row: Row, current_hash: str | None) -> UserSession:
+        return cls(id=row["id"], created_at=row["created_at"], last_access_at=row["last_access_at"],
+                   expires_at=row["expires_at"], ip=row["ip"], user_agent=row["user_agent"],
+                   current=row["token_hash"] == current_hash)
+
+
+@strawberry.input(description="What updateUser changes; a field left out keeps its value.")
+class UpdateUserInput:
+    username: str | None = None
+    email: str | None = None
+
+
 @strawberry.input
 class CreateUserInput:
     username: str
@@ -115,6 +139,12 @@ def _admin(info: CoreInfo) -> Viewer:
     if not viewer.is_admin:
         raise forbidden("manage users, roles and permissions (admins only)")
     return viewer
+
+
+def _session_secret(info: CoreInfo) -> str | None:
+    """The session cookie this request came with, if any."""
+    request = info.context.request
+    return request.cookies.get(sessions.COOKIE_NAME) if request is not None else None
 
 
 def _http_request(info: CoreInfo) -> Any:
@@ -139,6 +169,14 @@ class AuthQuery:
     async def api_tokens(self, info: CoreInfo) -> list[ApiToken]:
         viewer = _signed_in(info)
         return [ApiToken.from_row(row) for row in await tokens.list_tokens(info.context.session, viewer.user_id)]
+
+    @strawberry.field(description="Your unexpired sessions, newest first.")
+    async def my_sessions(self, info: CoreInfo) -> list[UserSession]:
+        viewer = _signed_in(info)
+        current = _session_secret(info)
+        current_hash = digest(current) if current else None
+        return [UserSession.from_row(row, current_hash)
+                for row in await sessions.list_sessions(info.context.session, viewer.user_id)]
 
     @strawberry.field(description="All users (admins only).")
     async def users(self, info: CoreInfo) -> list[User]:
@@ -222,6 +260,53 @@ class AuthMutation:
         row = await user_service.set_user_roles(info.context.session, user_id, roles)
         info.context.viewers_changed()
         return User.from_row(row)
+
+    @strawberry.mutation(description="Change a user's username or email (admins only).")
+    async def update_user(self, info: CoreInfo, id: int, set: UpdateUserInput) -> User:
+        _admin(info)
+        row = await user_service.update_user(info.context.session, id, username=set.username, email=set.email)
+        info.context.viewers_changed()
+        return User.from_row(row)
+
+    @strawberry.mutation(description="Deactivate a user: no login, and its sessions and API tokens open nothing until"
+                                     " activateUser (admins only; not yourself, not the last active admin).")
+    async def deactivate_user(self, info: CoreInfo, id: int) -> User:
+        viewer = _admin(info)
+        row = await user_service.set_active(info.context.session, id, False, acting_user_id=viewer.user_id)
+        info.context.viewers_changed()
+        return User.from_row(row)
+
+    @strawberry.mutation(description="Activate a deactivated user again (admins only).")
+    async def activate_user(self, info: CoreInfo, id: int) -> User:
+        viewer = _admin(info)
+        row = await user_service.set_active(info.context.session, id, True, acting_user_id=viewer.user_id)
+        info.context.viewers_changed()
+        return User.from_row(row)
+
+    @strawberry.mutation(description="Change your own password; the old one is required. Your other sessions end"
+                                     " (this one stays); API tokens stay valid. Answers how many sessions ended.")
+    async def change_password(self, info: CoreInfo, old_password: str, new_password: str) -> int:
+        viewer = _signed_in(info)
+        ended = await user_service.change_password(info.context.session, viewer.user_id, old=old_password,
+                                                   new=new_password, keep_session=_session_secret(info))
+        info.context.viewers_changed()
+        return ended
+
+    @strawberry.mutation(description="End one of your sessions (admins: anyone's); false when there is no such session.")
+    async def revoke_session(self, info: CoreInfo, id: int) -> bool:
+        viewer = _signed_in(info)
+        revoked = await sessions.revoke_session(info.context.session, id,
+                                                user_id=None if viewer.is_admin else viewer.user_id)
+        info.context.viewers_changed()
+        return revoked
+
+    @strawberry.mutation(description="Delete a role and its permissions (admins only); refused for built-in roles"
+                                     " and while users hold it.")
+    async def delete_role(self, info: CoreInfo, name: str) -> bool:
+        _admin(info)
+        await role_service.delete_role(info.context.session, name)
+        info.context.viewers_changed()
+        return True
 
     @strawberry.mutation(description="Create a role (admins only); grant it permissions with grantPermission.")
     async def create_role(self, info: CoreInfo, name: str, label: str) -> Role:

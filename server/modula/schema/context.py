@@ -4,7 +4,7 @@ the viewer, and the cookies to set on the response."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modula.auth.sessions import Cookie
 from modula.auth.viewer import Viewer
@@ -12,6 +12,9 @@ from modula.config import Settings
 from modula.db.connection import Session
 from modula.media.storage import MediaStorage
 from modula.schema.loaders import Loaders
+
+if TYPE_CHECKING:
+    from modula.upload_unit import UploadUnit
 
 
 @dataclass
@@ -24,6 +27,7 @@ class RequestContext:
     response_cookies: list[Cookie] = field(default_factory=list)  # set on the HTTP response (login, logout)
     request_id: str | None = None  # in the X-Request-ID header, masked errors and their log lines
     media_storage: MediaStorage | None = None  # where uploads go (None: uploads are refused)
+    uploads: UploadUnit | None = None  # a multipart request's uploads, all or nothing (upload_unit.py)
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

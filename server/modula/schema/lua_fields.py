@@ -20,6 +20,7 @@ import strawberry
 from graphql import GraphQLSyntaxError, ListTypeNode, NonNullTypeNode, TypeNode, parse_type
 from strawberry.scalars import JSON, Base64
 
+from modula.db import column_values
 from modula.errors import ModulaError
 from modula.lua.declarations import Declarations, HandlerRef
 from modula.plugins.data import coerce_row
@@ -248,16 +249,15 @@ def _each(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return each
 
 
+_SCALAR_COLUMN_TYPES = {"DateTime": "datetime", "Date": "date", "Decimal": "numeric"}
+
+
 def _scalar(name: str) -> Callable[[Any], Any]:
+    column_type = _SCALAR_COLUMN_TYPES.get(name)
+
     def convert(value: Any) -> Any:
-        if value is None:
-            return None
-        if name == "DateTime" and isinstance(value, str):
-            return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if name == "Date" and isinstance(value, str):
-            return dt.date.fromisoformat(value)
-        if name == "Decimal" and isinstance(value, (int, float, str)):
-            return Decimal(str(value))
-        return value
+        if column_type is None or not isinstance(value, (int, float, str)) or isinstance(value, bool):
+            return value
+        return column_values.from_plain(column_type, value)
 
     return convert

@@ -79,9 +79,12 @@ def _new_media(value: object, alt: str | None, folder: str | None, path: tuple) 
 
 async def _upload(info: CoreInfo, items: list[media.NewMedia]) -> list[Media]:
     require(info, "create", "media")
-    settings = info.context.settings
+    settings, unit = info.context.settings, info.context.uploads
     rows = await media.upload_media(info.context.session, _storage(info), items, allowed_types=settings.media_types,
-                                    sizes=_sizes(settings.media_sizes), uploader_id=info.context.viewer.user_id)
+                                    sizes=_sizes(settings.media_sizes), uploader_id=info.context.viewer.user_id,
+                                    written=unit.written if unit is not None else None)
+    if unit is not None:
+        unit.record(info.path.key)
     return [Media.from_row(row) for row in rows]
 
 
@@ -110,12 +113,14 @@ class MediaQuery:
 @strawberry.type
 class MediaMutation:
     @strawberry.mutation(description="Upload one file (a GraphQL multipart request). Its type is sniffed from its "
-                                     "bytes; images get their width, height and named sizes.")
+                                     "bytes; images get their width, height and named sizes. Every upload field of "
+                                     "one request is kept, or none.")
     async def upload_media(self, info: CoreInfo, file: Upload, alt: str | None = None,
                            folder: str | None = None) -> Media:
         return (await _upload(info, [_new_media(file, alt, folder, ("file",))]))[0]
 
-    @strawberry.mutation(description="Upload several files at once: all of them, or none.")
+    @strawberry.mutation(description="Upload a list of files, each with its own alt text and folder: all of them, "
+                                     "or none (as with several uploadMedia fields in one request).")
     async def upload_media_items(self, info: CoreInfo, items: list[MediaUploadInput]) -> list[Media]:
         return await _upload(info, [_new_media(item.file, item.alt, item.folder, ("items", i, "file"))
                                     for i, item in enumerate(items)])

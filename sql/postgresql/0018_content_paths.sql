@@ -1,0 +1,69 @@
+-- Content nodes get a slug (unique among siblings) and their tree path (the slugs from the root
+-- down, "2026/hello"), so a node is found by its URL with one index lookup. Existing nodes are
+-- given slugs and paths by modula/db/content_paths.py right after this file; NULLs never clash
+-- in the unique index meanwhile.
+ALTER TABLE content_data ADD COLUMN slug VARCHAR(128);
+ALTER TABLE content_data ADD COLUMN tree_path TEXT;
+CREATE UNIQUE INDEX ix_content_data_tree_path ON content_data (route_id, tree_path);
+
+-- createContent's one-statement write (0017) sets the slug and the path too: p_slug as given (a
+-- sibling that has it fails the unique index), or, when it is NULL, p_base made free among the
+-- siblings as modula/db/content_paths.py free_slug does (base, base-2, base-3, …; each try one
+-- lookup on ix_content_data_tree_path, under the route's lock).
+DROP FUNCTION modula_create_content(integer, integer, integer, integer, text, timestamptz, bigint, integer[], text[], double precision[], timestamptz[]);
+CREATE FUNCTION modula_create_content(
+  p_route integer, p_datatype integer, p_parent integer, p_author integer, p_status text,
+  p_now timestamptz, p_fields_generation bigint,
+  p_field_ids integer[], p_texts text[], p_numbers double precision[], p_times timestamptz[],
+  p_slug text, p_base text
+) RETURNS SETOF content_data LANGUAGE plpgsql AS $$
+DECLARE
+  node content_data;
+  next_position integer;
+  parent_path text;
+  slug text;
+  suffix text;
+  number integer := 2;
+  route_found boolean;
+  parent_found boolean := true;
+BEGIN
+  PERFORM 1 FROM routes WHERE id = p_route FOR UPDATE;
+  route_found := FOUND;
+  IF p_parent IS NOT NULL THEN
+    SELECT tree_path INTO parent_path FROM content_data WHERE id = p_parent AND route_id = p_route;
+    parent_found := FOUND;
+  END IF;
+  IF NOT route_found OR NOT parent_found
+     OR NOT EXISTS (SELECT 1 FROM fields_state WHERE id = 1 AND generation = p_fields_generation)
+     OR NOT EXISTS (SELECT 1 FROM datatypes WHERE id = p_datatype) THEN
+    RAISE EXCEPTION 'createContent: the route, parent or fields are not as the process knew them'
+      USING ERRCODE = 'MDL01';
+  END IF;
+  slug := coalesce(p_slug, p_base);
+  IF p_slug IS NULL THEN
+    WHILE EXISTS (SELECT 1 FROM content_data WHERE route_id = p_route
+                  AND tree_path = CASE WHEN parent_path IS NULL THEN slug ELSE parent_path || '/' || slug END) LOOP
+      suffix := '-' || number;
+      slug := rtrim(left(p_base, 128 - length(suffix)), '-') || suffix;
+      number := number + 1;
+    END LOOP;
+  END IF;
+  -- Two spellings, so that each is one lookup on ix_content_data_siblings.
+  IF p_parent IS NULL THEN
+    SELECT coalesce(max(position) + 1, 0) INTO next_position FROM content_data WHERE route_id = p_route AND parent_id IS NULL;
+  ELSE
+    SELECT coalesce(max(position) + 1, 0) INTO next_position FROM content_data WHERE route_id = p_route AND parent_id = p_parent;
+  END IF;
+  INSERT INTO content_data (route_id, datatype_id, parent_id, position, author_id, status, slug, tree_path, created_at, updated_at)
+  VALUES (p_route, p_datatype, p_parent, next_position, p_author, p_status, slug,
+          CASE WHEN parent_path IS NULL THEN slug ELSE parent_path || '/' || slug END, p_now, p_now)
+  RETURNING * INTO node;
+  INSERT INTO content_fields (content_data_id, field_id, value, value_number, value_time)
+  SELECT node.id, v.field_id, v.value, v.value_number, v.value_time
+  FROM unnest(p_field_ids, p_texts, p_numbers, p_times) AS v(field_id, value, value_number, value_time);
+  RETURN NEXT node;
+END
+$$;
+
+-- Only the server's own role calls it (plugin roles run their SQL as other roles).
+REVOKE EXECUTE ON FUNCTION modula_create_content(integer, integer, integer, integer, text, timestamptz, bigint, integer[], text[], double precision[], timestamptz[], text, text) FROM PUBLIC;
