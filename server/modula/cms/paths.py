@@ -33,7 +33,9 @@ def public_path(route_slug: str, tree_path: str) -> str:
 
 
 def _segments(path: str) -> list[str]:
-    segments = [s for s in path.strip().strip("/").split("/")] if path.strip().strip("/") else []
+    """"/blog/2026/hello" (a trailing "/" allowed) -> ["blog", "2026", "hello"]; "/" -> []."""
+    inner = path.strip("/")
+    segments = inner.split("/") if inner else []
     if not path.startswith("/") or any(not _SEGMENT.match(s) for s in segments):
         raise ModulaError("INVALID_VALUE", f"{path!r} is not a content path: '/' then slugs separated by '/', "
                           "e.g. /blog/2026/hello", ("path",))
