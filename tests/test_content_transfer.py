@@ -172,7 +172,7 @@ async def test_names_that_do_not_resolve_are_reported_with_their_line_and_fix(da
         ("line 4", "parent 'nowhere' is not the ref of any line", None),
         ("line 5", "parent 'later' is defined on line 6, after this one", "move line 6 above this line"),
         ("line 7", "ref 'later' is already used by line 6", None),
-        ("line 8", "unknown key 'state'; a line has ref, route, datatype, status, parent, fields", None),
+        ("line 8", "unknown key 'state'; a line has ref, route, datatype, status, slug, parent, fields", None),
         ("line 9", "'status' must be one of draft, published, got 'archived'", None),
         ("line 10", "expected a JSON object such as {\"route\": ..., \"datatype\": ..., \"fields\": {...}}, got list", None),
         ("line 11", "'ref' must be a non-empty string such as \"home\" that other lines can name, got 7", None),
@@ -306,3 +306,22 @@ async def test_export_then_import_into_a_fresh_database_gives_the_same_content(d
     again = _modula("content", "export", "--database-url", fresh_database_url, cwd=tmp_path)
     assert _by_position([json.loads(line) for line in again.stdout.splitlines()]) == _by_position(records)
     assert await _counts(fresh_database_url) == await _counts(database_url)
+
+
+async def test_slugs_are_imported_as_given_or_derived_and_a_taken_or_bad_one_imports_nothing(database_url, tmp_path):
+    await _prepare(database_url)
+    taken = _jsonl(tmp_path / "taken.jsonl", {**HOME, "slug": "start"},
+                   {"route": "blog", "datatype": "Article", "slug": "start", "fields": {"Title": "Again"}})
+    _assert_import_failed(_modula("content", "import", str(taken), "--database-url", database_url, cwd=tmp_path),
+                          "line 2: slug 'start' is already taken among the node's siblings", "")
+    bad = _jsonl(tmp_path / "bad.jsonl", {**HOME, "slug": "Not A Slug"})
+    _assert_import_failed(_modula("content", "import", str(bad), "--database-url", database_url, cwd=tmp_path),
+                          "line 1: 'slug' must be lowercase letters, digits and '-'", "")
+    assert await _counts(database_url) == (0, 0)
+    good = _jsonl(tmp_path / "good.jsonl", {**HOME, "slug": "start"},
+                  {"parent": "home", "route": "blog", "datatype": "Article", "fields": {"Title": "Über uns"}})
+    assert _modula("content", "import", str(good), "--database-url", database_url, cwd=tmp_path).returncode == 0
+    nodes = await _query(database_url, sa.select(t.content_data.c.slug, t.content_data.c.tree_path).order_by(t.content_data.c.id))
+    assert [(n["slug"], n["tree_path"]) for n in nodes] == [("start", "start"), ("uber-uns", "start/uber-uns")]
+    exported = _modula("content", "export", "--database-url", database_url, cwd=tmp_path)
+    assert [json.loads(line)["slug"] for line in exported.stdout.splitlines()] == ["start", "uber-uns"]

@@ -509,6 +509,7 @@ A line:
             a content field takes {"ref": "..."} naming another line, or a node's id)
   status    published (default) or draft               ref       a name other lines can use
   parent    the ref of an earlier line (or the id of a node already in the database)
+  slug      unique among the node's siblings (default: derived from its title, made free)
 
 Routes and datatypes must exist already; the import creates content only.
 

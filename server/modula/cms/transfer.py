@@ -24,10 +24,11 @@ import sqlalchemy as sa
 from modula.cms import content, datatypes, routes
 from modula.cms.field_types import InvalidValue, parse_value
 from modula.db import core_tables as t
+from modula.db.content_paths import is_slug
 from modula.db.connection import Session
 from modula.errors import CommandError, ModulaError
 
-KEYS = ("ref", "route", "datatype", "status", "parent", "fields")
+KEYS = ("ref", "route", "datatype", "status", "slug", "parent", "fields")
 MAX_PROBLEMS = 20  # enough to fix a batch of lines at once; past it, the rest is likely the same mistake
 VALUE_CHUNK = 1000  # content ids per statement when exporting (well under both dialects' bind limits)
 
@@ -98,6 +99,7 @@ class _Node:
     datatype_id: int
     status: str
     parent: str | int | None  # a ref (str) or the id of a node already in the database (int)
+    slug: str | None  # None: derived from the title, as createContent does
     values: list[tuple[str, dict, Any]] = field(default_factory=list)  # (key as written, field row, text or ref)
 
 
@@ -228,6 +230,9 @@ def _resolve_one(record: Record, index: int, catalog: _Catalog, defined: dict, p
     status = data.get("status", "published")
     if status not in content.STATUSES:
         problems.append(_problem(f"'status' must be one of {', '.join(content.STATUSES)}, got {status!r}"))
+    slug = data.get("slug")
+    if slug is not None and not (isinstance(slug, str) and is_slug(slug)):
+        problems.append(_problem(f"'slug' must be lowercase letters, digits and '-' such as \"hello-world\", got {slug!r}"))
     parent = data.get("parent")
     if isinstance(parent, str):
         target = defined.get(parent)
@@ -246,7 +251,7 @@ def _resolve_one(record: Record, index: int, catalog: _Catalog, defined: dict, p
         return None
     if route_id is None or datatype_id is None:
         return None
-    node = _Node(record.where, ref if isinstance(ref, str) else None, route_id, datatype_id, status, parent)
+    node = _Node(record.where, ref if isinstance(ref, str) else None, route_id, datatype_id, status, parent, slug)
     keys_by_field: dict[int, str] = {}
     for key, raw in values.items():
         row = catalog.field(datatype_id, key)
@@ -323,7 +328,7 @@ async def _create(session: Session, nodes: list[_Node], advance) -> tuple[int, l
             values.append(content.FieldValue(row["id"], str(ids[value.name]) if isinstance(value, _Ref) else value))
         parent_id = ids[node.parent] if isinstance(node.parent, str) else node.parent
         new = content.NewContent(route_id=node.route_id, datatype_id=node.datatype_id, parent_id=parent_id,
-                                 fields=values, status=node.status)
+                                 fields=values, status=node.status, slug=node.slug)
         try:
             row = await content.create_content(session, new)
         except ModulaError as exc:
@@ -379,6 +384,7 @@ async def export_content(session: Session, *, advance: Callable[[int], None] | N
             "route": catalog.routes[row["route_id"]]["slug"],
             "datatype": catalog.datatypes[row["datatype_id"]]["label"],
             "status": row["status"],
+            "slug": row["slug"],
         }
         if row["parent_id"] is not None:
             record["parent"] = str(row["parent_id"])
