@@ -255,7 +255,9 @@ def _check_schema(host, plugin, shown: Path, progress: Progress) -> None:
 
     result = build([plugin], host)
     if plugin.name in result.failures:
-        raise CommandError(f"{shown / 'init.lua'}: {result.failures[plugin.name]} (its tables are in place)",
+        location = result.locations.get(plugin.name)
+        message = result.failures[plugin.name].replace(f" ({location})", "", 1) if location else result.failures[plugin.name]
+        raise CommandError(f"{shown / (location or 'init.lua')}: {message} (its tables are in place)",
                            f"correct init.lua in the plugins directory, then `modula plugins reload {plugin.name}`")
     core, extended = build_schema()._schema, result.schema._schema
     new_types = sum(1 for name in extended.type_map if name not in core.type_map and not name.startswith("__"))

@@ -380,11 +380,12 @@ class PluginRuntime:
             logger.log(logging.getLevelName(level.decode().upper().replace("WARN", "WARNING")),
                        "plugin %s: %s", self.plugin_name, text)
 
-    def _declare(self, kind: bytes, spec: Any) -> tuple[bool, bytes | None]:
+    def _declare(self, kind: bytes, spec: Any, where: bytes | None = None) -> tuple[bool, bytes | None]:
         if self._collector is None:
             return False, b"declarations are only allowed while init.lua loads"
         try:
-            self._collector.declare(kind.decode(), self._values.from_lua(spec, self._deadline()))
+            self._collector.declare(kind.decode(), self._values.from_lua(spec, self._deadline()),
+                                    where.decode("utf-8", "replace") if where else None)
         except (DeclarationError, ConversionError) as error:
             return False, str(error).encode()
         return True, None

@@ -23,6 +23,7 @@ from modula.db import confinement
 from modula.db.connection import Database, Session
 from modula.db.introspection import TableSpec, reflect_tables
 from modula.db.plugin_sql import plugin_session, plugin_sql
+from modula.errors import did_you_mean
 from modula.lua.declarations import Declarations, HandlerRef
 from modula.lua.errors import LuaPluginError
 from modula.lua.limits import Limits
@@ -320,6 +321,7 @@ def _check_hooks(plugin: str, declarations: Declarations) -> None:
         if hook.table in CORE_EVENTS:
             if hook.event not in CORE_EVENTS[hook.table]:
                 raise PluginError(plugin, f"hook {hook.event} on {hook.table}: core tables offer only "
-                                          f"{', '.join(CORE_EVENTS[hook.table])}")
+                                          f"{', '.join(CORE_EVENTS[hook.table])}", location=hook.location)
         elif hook.table not in own:
-            raise PluginError(plugin, f"hook {hook.event} names table {hook.table!r}, which the plugin does not define")
+            raise PluginError(plugin, f"hook {hook.event} names table {hook.table!r}, which the plugin does not define"
+                                      f"{did_you_mean(hook.table, own)}", location=hook.location)

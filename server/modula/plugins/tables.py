@@ -62,7 +62,11 @@ def declared_tables(plugin: str, declarations: list, live: dict[str, TableSpec])
     metadata = sa.MetaData()
     problems: list[str] = []
     names = {decl.name for decl in declarations}
+    location = None  # where init.lua declared the first table with a problem
     for decl in declarations:
+        if problems and location is None:
+            location = previous.location
+        previous = decl
         if not decl.name.startswith(f"{plugin}_") or not TABLE_NAME.match(decl.name):
             problems.append(f"table {decl.name!r} must be named {plugin}_<table> in lowercase letters, digits and '_'")
             continue
@@ -118,7 +122,7 @@ def declared_tables(plugin: str, declarations: list, live: dict[str, TableSpec])
             else:
                 sa.Index(_constraint_name("ix", decl.name, group), *(table.c[c] for c in group))
     if problems:
-        raise PluginError(plugin, "; ".join(problems), code="INVALID_TABLE")
+        raise PluginError(plugin, "; ".join(problems), code="INVALID_TABLE", location=location or previous.location)
     return metadata
 
 

@@ -90,9 +90,11 @@ def relations(specs: dict[str, TableSpec]) -> tuple[dict[str, list[ObjectRelatio
     return objects, arrays
 
 
-def create(factory: TypeFactory, plugin: str, spec: TableSpec) -> TableApi:
-    """First pass: the classes, still empty."""
-    names = naming.table_names(spec.name)
+def create(factory: TypeFactory, plugin: str, spec: TableSpec, graphql_type: str | None = None,
+           graphql_list: str | None = None) -> TableApi:
+    """First pass: the classes, still empty; `graphql_type`/`graphql_list` are the names the plugin
+    chose instead of the inflected ones."""
+    names = naming.table_names(spec.name, graphql_type, graphql_list)
     return TableApi(
         spec=spec,
         plugin=plugin,
