@@ -34,10 +34,11 @@ def test_a_new_plugin_passes_its_generated_test(tmp_path):
     result = _modula("plugins", "new", "notes", "--dir", "work", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "work" / "notes"
-    assert sorted(p.name for p in folder.iterdir()) == ["init.lua", "plugin.json", "test_notes.py"]
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == [
+        "init.lua", "plugin.json", "tests", "tests/test_notes.py"]
     assert 'name = "notes_items"' in (folder / "init.lua").read_text()
 
-    run = _pytest(str(folder / "test_notes.py"), cwd=tmp_path)
+    run = _pytest(str(folder / "tests" / "test_notes.py"), cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "2 passed" in run.stdout
 
@@ -134,4 +135,4 @@ def test_the_fixture_fails_the_test_with_the_reason_a_plugin_did_not_load(tmp_pa
         "    await modula_plugin(Path(__file__).parent / 'broken')\n")
     run = _pytest("test_broken.py", cwd=tmp_path)
     assert run.returncode == 1
-    assert "plugin broken did not load: plugin broken: plugin.query brokenThing: unknown output type Nope" in run.stdout
+    assert "plugin broken did not load: plugin broken (init.lua:1): plugin.query brokenThing: unknown output type Nope" in run.stdout

@@ -31,6 +31,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         plugins_dir=Path(args.plugins_dir) if getattr(args, "plugins_dir", None) else None,
         workers=getattr(args, "workers", None),
         access_log=True if getattr(args, "access_log", False) else None,
+        log_format=getattr(args, "log_format", None),
     )
 
 
@@ -108,12 +109,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from modula.app import create_app
+    import logging.config
+
     from modula.cli_errors import shown_url
+    from modula.logs import FORMATS, logging_config
     from modula.serving import listen, run_workers
 
     settings = _settings(args)
     if settings.workers < 1:
         raise CommandError(f"--workers must be 1 or more, not {settings.workers}", "give --workers N with N >= 1")
+    if settings.log_format not in FORMATS:
+        raise CommandError(f"unknown log format {settings.log_format!r}",
+                           f"give --log-format (or MODULA_LOG_FORMAT) one of {', '.join(FORMATS)}")
+    log_config = logging_config(settings.log_format)
+    logging.config.dictConfig(log_config)  # for what `prepare` logs too (plugin installs)
     listening = listen(settings.host, settings.port)
 
     async def prepare() -> None:  # migrate here, where progress and errors reach the user as lines
@@ -140,8 +149,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
           flush=True)
 
     def serve() -> None:
-        config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, log_level="info",
-                                access_log=settings.access_log)
+        # The line per request is the app's own (modula.request, with the request id and operation).
+        config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, log_config=log_config,
+                                access_log=False)
         uvicorn.Server(config).run(sockets=[listening])
 
     if settings.workers == 1:
@@ -272,14 +282,15 @@ def cmd_plugins_install(args: argparse.Namespace) -> int:
     async def work(host, settings, progress):
         # Install from the source, and copy it into the plugins directory only once its tables and
         # registry row are in place: a failed install leaves the folder of the installed version
-        # alone. From then on folder and registry must agree, whatever the schema check says.
+        # alone. From then on folder and registry must agree, whatever the schema check says: the
+        # copy is exactly the files stored (plugin.json and the Lua code; not its tests).
         plugin = await _install(host, source.resolve(), source, progress)
         target = settings.plugins_dir.resolve() / plugin.name
         if source.resolve() != target:
             try:
                 if target.exists():
                     shutil.rmtree(target)
-                shutil.copytree(source, target)
+                plugin.manifest.files.write(target)
             except OSError as exc:
                 raise CommandError(f"installed {plugin.name}, but could not copy it to {target}: {exc.strerror}",
                                    "make the plugins directory writable (or choose another with --plugins-dir) "
@@ -335,8 +346,9 @@ def cmd_plugins_new(args: argparse.Namespace) -> int:
     from modula.plugins.scaffold import scaffold
 
     folder = scaffold(args.name, Path(args.dir))
-    print(f"created {folder}: plugin.json, init.lua, test_{args.name}.py")
-    print(f"test it with `pytest {folder}`; check it with `modula plugins check {folder}`")
+    print(f"created {folder}: plugin.json, init.lua, tests/test_{args.name}.py")
+    print(f"test it with `pytest {folder}`; check it with `modula plugins check {folder}`; "
+          f"serve it with `modula plugins install {folder}`")
     return 0
 
 
@@ -558,7 +570,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, metavar="N",
                        help="server processes sharing the port, each a whole server on the one database "
                             "(default 1; env MODULA_WORKERS; more than 1 wants PostgreSQL)")
-    serve.add_argument("--access-log", action="store_true", help="log a line per request (env MODULA_ACCESS_LOG=1)")
+    serve.add_argument("--access-log", action="store_true",
+                       help="log a line per request: request id, operation, status, duration (env MODULA_ACCESS_LOG=1)")
+    serve.add_argument("--log-format", choices=("text", "json"),
+                       help="log lines as text (the default) or one JSON object per line (env MODULA_LOG_FORMAT)")
 
     command(commands, "migrate", "apply the core schema migrations and exit",
             "Apply the core schema migrations not yet applied, reporting each, and exit.\n"
@@ -598,11 +613,14 @@ def build_parser() -> argparse.ArgumentParser:
                      cmd_plugins_remove, [database, plugins_dir])
     remove.add_argument("name", help="the plugin's name, as `modula plugins list` shows it")
     new = command(plugin_commands, "new", "scaffold a plugin: manifest, init.lua and a test",
-                  "Create a plugin folder NAME with plugin.json, an init.lua declaring a table, a query and a\n"
-                  "hook, and a pytest file that tests it.\n\nexample:\n  modula plugins new notes --dir plugins-src",
+                  "Create the source folder DIR/NAME of a plugin: plugin.json, an init.lua declaring a table,\n"
+                  "a query and a hook, and tests/test_NAME.py that tests it. The source lives outside the\n"
+                  "plugins directory; `modula plugins install DIR/NAME` stores and copies the plugin's code\n"
+                  "there (not its tests).\n\nexample:\n  modula plugins new notes --dir plugins-src",
                   cmd_plugins_new)
     new.add_argument("name", help="the plugin's name: lower-case letters, digits and _, starting with a letter")
-    new.add_argument("--dir", default=".", help="folder to create the plugin in (default: the current folder)")
+    new.add_argument("--dir", default=".",
+                     help="folder to create the plugin's source in (default: the current folder), not the plugins directory")
     check = command(plugin_commands, "check", "validate a plugin folder and print the GraphQL it adds",
                     "Validate a plugin on a throwaway database (the real one is not touched) and print the\n"
                     "GraphQL it adds to stdout. Problems go to stderr as FILE:LINE: message; exit 1 then.\n\n"

@@ -23,6 +23,7 @@ beside field errors) and is 200.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 
@@ -35,6 +36,7 @@ from strawberry.types.graphql import OperationType
 from modula.auth.viewer import AuthenticationError, resolve_viewer
 from modula.config import Settings
 from modula.db.storable import unstorable
+from modula.logs import current_request
 from modula.playground import playground_page, wants_playground
 from modula.schema.compiled.run import RawJSON
 from modula.schema.context import RequestContext
@@ -69,10 +71,29 @@ async def graphql_endpoint(request: Request) -> Response:
     A browser opening /graphql gets the playground instead."""
     if wants_playground(request):
         return HTMLResponse(playground_page())
-    request_id = uuid.uuid4().hex
+    served = current_request()  # RequestIds (the app's middleware) made it and puts it in the header
+    request_id = served.id if served is not None else uuid.uuid4().hex
     response = await _answer(request, request_id)
-    response.headers["X-Request-ID"] = request_id
+    if served is None:
+        response.headers["X-Request-ID"] = request_id
     return response
+
+
+_OPERATION_NAME = re.compile(r"^\s*(?:query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]*)")
+
+
+def _note_operation(params: dict[str, Any]) -> None:
+    """Tell the request's log line which operation ran: `operationName`, else the document's first
+    operation's name (when it starts the document); a batch's names are joined with commas."""
+    served = current_request()
+    if served is None:
+        return
+    name = params.get("operationName")
+    if not name and isinstance(params.get("query"), str):
+        match = _OPERATION_NAME.match(params["query"])
+        name = match.group(1) if match else None
+    if name:
+        served.operation = f"{served.operation},{name}" if served.operation else name
 
 
 async def _answer(request: Request, request_id: str) -> Response:
@@ -110,6 +131,7 @@ async def _answer_with(request: Request, request_id: str, media_type: str, stage
             # A batch runs its operations one after another, as the same viewer on the same
             # connection; each gets its own context so that its loaders see what earlier ones wrote.
             for params in operations:
+                _note_operation(params)
                 context = RequestContext(session=session, settings=state.settings, request=request, schemas=state.schemas,
                                          viewer=viewer, response_cookies=cookies, request_id=request_id,
                                          media_storage=state.media_storage)

@@ -376,9 +376,10 @@ class PluginRuntime:
         call = self._active
         if call is not None and call.host is not None:
             call.host.log(level.decode(), text)
-        else:
+        else:  # init.lua, loading: no call, no request
             logger.log(logging.getLevelName(level.decode().upper().replace("WARN", "WARNING")),
-                       "plugin %s: %s", self.plugin_name, text)
+                       "plugin %s: %s", self.plugin_name, text,
+                       extra={"plugin": self.plugin_name, "plugin_level": level.decode()})
 
     def _declare(self, kind: bytes, spec: Any, where: bytes | None = None) -> tuple[bool, bytes | None]:
         if self._collector is None:

@@ -17,9 +17,11 @@ import httpx
 
 from modula.db.introspection import TableSpec
 from modula.db.names import quote_ident
+from modula.logs import current_request_id
 from modula.lua.host_requests import host_allowed
 from modula.plugins.errors import PluginError
 
+LUA_LEVELS = {"info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 MAX_HTTP_TIMEOUT = 30.0
 MAX_HTTP_BODY = 1_000_000
 
@@ -32,6 +34,8 @@ class PluginCall:
         self.sql = sql  # the confined SQL runner for this call
         self._http = http_client
         self._log = logging.getLogger(f"modula.plugin.{plugin.name}")
+        # Made on the loop, read on the Lua thread (where the request's context variable is not set).
+        self._request_id = current_request_id()
 
     # SQL -------------------------------------------------------------------------------
     async def query(self, sql: str, params, tx: int | None) -> list[dict]:
@@ -94,7 +98,10 @@ class PluginCall:
                 "body": response.text[:MAX_HTTP_BODY]}
 
     def log(self, level: str, message: str) -> None:
-        getattr(self._log, {"warn": "warning"}.get(level, level), self._log.info)("%s", message)
+        """`log.info/warn/error` and `print`: a line of the server log, under `modula.plugin.NAME`,
+        with the plugin, its level and the request's id."""
+        self._log.log(LUA_LEVELS.get(level, logging.INFO), "%s", message,
+                      extra={"plugin": self.plugin.name, "plugin_level": level, "request_id": self._request_id})
 
 
 def _to_column(column_type: str, value: Any) -> Any:

@@ -91,7 +91,10 @@ class PluginHost:
                 session, {name: plugin.installed_generation for name, plugin in self.loaded.items()})
         enabled = {plugin.name for plugin in stored}
         for name in [name for name in self.loaded if name not in enabled]:
+            version = self.loaded[name].manifest.version
             self._retire(name)
+            _lifecycle(f"plugin {name} {version} unloaded: the registry no longer has it enabled (generation {generation})",
+                       name, version, generation)
         changed = [entry for entry in stored if (current := self.loaded.get(entry.name)) is None
                    or current.installed_generation != entry.installed_generation]
         # A new version whose install left the tables alone keeps the specs introspected before; the
@@ -111,11 +114,14 @@ class PluginHost:
                 self.failures[entry.name] = exc.message
                 log.error("%s", exc.message)
                 continue
+            before = self.loaded.get(entry.name)
             self._retire(entry.name)
             self.failures.pop(entry.name, None)
             self.loaded[entry.name] = plugin
-            log.info("plugin %s %s loaded from the registry (generation %d)", entry.name, plugin.manifest.version,
-                     entry.installed_generation)
+            version = plugin.manifest.version
+            change = f"reloaded ({before.manifest.version} -> {version})" if before is not None else "loaded"
+            _lifecycle(f"plugin {entry.name} {version} {change} from the registry (generation {entry.installed_generation})",
+                       entry.name, version, entry.installed_generation)
         order = {plugin.name: position for position, plugin in enumerate(stored)}
         self.loaded = dict(sorted(self.loaded.items(), key=lambda item: order[item[0]]))
         return generation
@@ -164,8 +170,9 @@ class PluginHost:
                     plan = tables.plan(manifest.name, metadata, live, self.database.dialect)
                     own_tables = [t.name for t in tables.plugin_tables(manifest.name, metadata)]
                     known = await registry.get_plugin(session, manifest.name)
-                    if (plan.empty and known is not None and known["checksum"] == digest and known["enabled"]
-                            and await registry.has_files(session, known["id"])):
+                    written = not (plan.empty and known is not None and known["checksum"] == digest and known["enabled"]
+                                   and await registry.has_files(session, known["id"]))
+                    if not written:
                         installed_generation, source = known["installed_generation"], known["source"]
                         tables_generation = known["tables_generation"]
                     else:
@@ -177,7 +184,12 @@ class PluginHost:
                         await plugin_grants.propose(session, manifest.name, manifest.grants)
                         await confinement.provision_plugin_role(session, _grant(manifest, own_tables, self.limits), own_tables)
             if not plan.empty:
-                log.info("plugin %s %s: %s", manifest.name, manifest.version, ", ".join(plan.describe()))
+                log.info("plugin %s %s: %s", manifest.name, manifest.version, ", ".join(plan.describe()),
+                         extra={"plugin": manifest.name, "version": manifest.version})
+                if known is not None and known["version"] == manifest.version:
+                    warning = unchanged_version_warning(manifest, plan)
+                    log.warning("%s", warning, extra={"plugin": manifest.name, "version": manifest.version})
+                    step(f"warning: {warning}")
             upgraded = {table.name for table, _ in plan.new_columns} | {index.table.name for index in plan.new_indexes}
             step(f"tables: {len(plan.new_tables)} created, {len(upgraded)} upgraded ({', '.join(plan.describe())})"
                  if not plan.empty else "tables: already up to date")
@@ -190,10 +202,19 @@ class PluginHost:
             runtime.close()
             log.exception("plugin %s failed to install", manifest.name)
             raise PluginError(manifest.name, f"install failed: {exc}") from exc
+        before = self.loaded.get(manifest.name)
         self._retire(manifest.name)
         self.failures.pop(manifest.name, None)
         plugin = LoadedPlugin(manifest, runtime, declarations, specs, digest, installed_generation, source, tables_generation)
         self.loaded[manifest.name] = plugin
+        if not written:
+            change = "loaded (as installed)"
+        elif known is None:
+            change = "installed"
+        else:
+            change = f"installed over {known['version']}" + (" (reloaded)" if before is not None else "")
+        _lifecycle(f"plugin {manifest.name} {manifest.version} {change} from {source} (generation {installed_generation})",
+                   manifest.name, manifest.version, installed_generation)
         return plugin
 
     async def reinstate(self, plugin: LoadedPlugin) -> None:
@@ -218,10 +239,12 @@ class PluginHost:
         database, also after restarts; its tables and data stay."""
         if name not in self.loaded:
             raise PluginError(name, "is not loaded", code="NOT_FOUND")
+        version = self.loaded[name].manifest.version
         self._retire(name)
         async with self.database.session() as session, session.transaction():
             await registry.change_lock(session)
             await registry.set_enabled(session, name, False)
+        _lifecycle(f"plugin {name} {version} unloaded (disabled in the registry)", name, version)
 
     def _retire(self, name: str) -> None:
         """Stop handing out the plugin; its runtime stays open for requests still using it until
@@ -240,9 +263,11 @@ class PluginHost:
         async with self.database.session() as session:
             async with session.transaction():
                 await registry.change_lock(session)
-                if await registry.get_plugin(session, name) is None:
+                row = await registry.get_plugin(session, name)
+                if row is None:
                     raise PluginError(name, "is not installed", code="NOT_FOUND")
                 await registry.forget(session, name)
+        _lifecycle(f"plugin {name} {row['version']} removed (its tables are kept)", name, row["version"])
 
     async def call(self, name: str, handler: HandlerRef, args: Any, ctx: dict, *, session: Session | None = None) -> Any:
         """Run one Lua handler of the loaded plugin `name` (see `call_plugin`)."""
@@ -293,6 +318,19 @@ class PluginHost:
             plugin.runtime.close()
         self.loaded.clear()
         await self.http_client.aclose()
+
+
+def _lifecycle(message: str, plugin: str, version: str, generation: int | None = None) -> None:
+    """A plugin started or stopped serving: one info line, at start and at every change."""
+    log.info("%s", message, extra={"plugin": plugin, "version": version, "generation": generation})
+
+
+def unchanged_version_warning(manifest: Manifest, plan: tables.Plan) -> str:
+    """Tables changed under the version already installed: warned, not refused (a plugin being
+    written changes under one version, e.g. with `serve --watch`), so that a released version
+    never silently means two schemas."""
+    return (f"plugin {manifest.name}: its tables changed ({', '.join(plan.describe())}) but its version is still "
+            f"{manifest.version}: bump \"version\" in plugin.json, so that one version always means one schema")
 
 
 def _grant(manifest: Manifest, own_tables: list[str], limits: Limits) -> confinement.PluginGrant:
