@@ -110,7 +110,7 @@ def _check_distinct_names(plugin: str, apis: dict[str, TableApi], decls: dict) -
     owners: dict[str, str] = {}
     for table, api in apis.items():
         names = api.names
-        for name in {names.type, names.list, names.one, names.insert, names.insert_one}:
+        for name in dict.fromkeys((names.type, names.list, names.one, names.insert, names.insert_one)):
             if name in owners:
                 decl = decls.get(table)
                 raise PluginError(plugin, f"tables {owners[name]} and {table} would both generate {name}: give one "
