@@ -57,9 +57,13 @@ def test_explicit_names_replace_the_inflected_ones():
 
 
 ANALYSIS = """
+plugin.define_table{name = "forum_threads", fields = {
+  {name = "thread_id", type = "integer", primary_key = true},
+  {name = "title", type = "text"}}}
 plugin.define_table{name = "forum_analysis", graphql = {type = "ForumAnalysis", list = "forumAnalyses"}, fields = {
   {name = "analysis_id", type = "integer", primary_key = true},
-  {name = "summary", type = "text", not_null = true}}}
+  {name = "summary", type = "text", not_null = true},
+  {name = "thread_id", type = "integer", foreign_key = "forum_threads"}}}
 """
 
 
@@ -77,6 +81,13 @@ async def test_a_table_serves_under_the_names_the_plugin_gave(app, client, tmp_p
     errors = (await client.execute("{ forumAnalysisByPk(analysisId: 1) { summary } }"))["errors"]
     assert "Cannot query field 'forumAnalysisByPk'" in errors[0]["message"]  # the inflected form is not served
     assert await client.count("forum_analysis") == 2
+
+    # a parent lists its children, and takes them in a nested insert, by the list name they chose
+    nested = await client.data('mutation { insertForumThreads(objects: [{title: "t", forumAnalyses: [{summary: "c"}]}]) '
+                               "{ returning { title forumAnalyses { summary thread { title } } } } }")
+    assert nested["insertForumThreads"]["returning"] == [
+        {"title": "t", "forumAnalyses": [{"summary": "c", "thread": {"title": "t"}}]}]
+    assert await client.count("forum_analysis") == 3
 
 
 @pytest.mark.parametrize("graphql, message", [

@@ -79,7 +79,7 @@ class PluginHost:
                 await self.install(folder)
             except PluginError as exc:
                 self.failures[exc.plugin] = exc.message
-                log.error("%s", exc.message)
+                log.error("%s", exc.message, extra={"plugin": exc.plugin})
 
     async def follow_registry(self) -> int:
         """Run exactly the enabled plugins the registry holds, in install order: load the versions
@@ -112,7 +112,7 @@ class PluginHost:
             except PluginError as exc:
                 self._retire(entry.name)
                 self.failures[entry.name] = exc.message
-                log.error("%s", exc.message)
+                log.error("%s", exc.message, extra={"plugin": entry.name, "generation": entry.installed_generation})
                 continue
             before = self.loaded.get(entry.name)
             self._retire(entry.name)

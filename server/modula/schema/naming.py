@@ -194,8 +194,8 @@ def object_relation_field(fk_column: str, target_table: str, taken: set[str]) ->
     return name if name not in taken else camel(fk_column) + "Object"
 
 
-def array_relation_field(child_table: str, fk_column: str, ambiguous: bool) -> str:
-    """The parent's list of children: `shopProductAttributes`; with two foreign keys from the same
-    child table to the parent, `shopOrderItemsByProductId`."""
-    name = camel(child_table)
+def array_relation_field(child_table: str, fk_column: str, ambiguous: bool, child_list: str | None = None) -> str:
+    """The parent's list of children: `shopProductAttributes` (or the list name the child table
+    chose); with two foreign keys from the same child table to the parent, `shopOrderItemsByProductId`."""
+    name = child_list or camel(child_table)
     return name + "By" + pascal(fk_column) if ambiguous else name

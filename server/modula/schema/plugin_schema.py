@@ -79,7 +79,7 @@ def plugin_part(factory: TypeFactory, host, plugin) -> PluginPart:
         decl = chosen.get(name)
         apis[name] = table_types.create(factory, plugin.name, spec, decl and decl.graphql_type, decl and decl.graphql_list)
     _check_distinct_names(plugin.name, apis, chosen)
-    objects, arrays = table_types.relations(specs)
+    objects, arrays = table_types.relations(specs, {name: api.names for name, api in apis.items()})
     for name, api in apis.items():
         api.object_relations, api.array_relations = objects[name], arrays[name]
 
