@@ -138,13 +138,13 @@ def _serve(tmp_path: Path, *args: str) -> tuple[list[str], str]:
     import httpx
 
     write_plugin(tmp_path / "plugins", "chatty", CHATTY)
-    database = f"sqlite:///{tmp_path / 'm.db'}"
-    created = subprocess.run([sys.executable, "-m", "modula.cli", "users", "create", "--username", "ada", "--email",
-                              "ada@example.com", "--admin", "--database-url", database], input="a long password 1\n",
-                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert created.returncode == 0, created.stderr
+    database = f"sqlite:///{tmp_path / 'm.db'}"  # a new file: the server migrates it, and reports that too
     served = wait_ready(launch(tmp_path, "--database-url", database, "--plugins-dir", str(tmp_path / "plugins"), *args))
     try:
+        created = subprocess.run([sys.executable, "-m", "modula.cli", "users", "create", "--username", "ada", "--email",
+                                  "ada@example.com", "--admin", "--database-url", database], input="a long password 1\n",
+                                 cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert created.returncode == 0, created.stderr
         with httpx.Client(base_url=served.base, timeout=10) as http:
             login = http.post("/graphql", json={"query": 'mutation { login(username: "ada", password: "a long password 1") '
                                                          "{ id } }"})
@@ -161,7 +161,9 @@ def test_serve_log_format_json_is_one_object_per_line(tmp_path):
     lines, request_id = _serve(tmp_path, "--log-format", "json", "--access-log")
     assert request_id == "req-7"
     entries = [json.loads(line) for line in lines if line.startswith("{")]
-    assert len(entries) == len([line for line in lines if line.strip()]) - 1  # all but the "serving at" line
+    assert [line for line in lines if line.strip() and not line.startswith("{")] == [
+        next(line for line in lines if line.startswith("Modula serving GraphQL at"))]  # stdout's one result line
+    assert {"logger": "modula.migrations", "message": "applying migration 0001_core_tables ..."}.items() <= entries[0].items()
     plugin = [e for e in entries if e["logger"] == "modula.plugin.chatty"]
     assert [(e["level"], e["message"], e["plugin"], e["request_id"]) for e in plugin] == [
         ("info", "hello 1", "chatty", "req-7"), ("warning", "careful", "chatty", "req-7"),

@@ -113,6 +113,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from modula.cli_errors import shown_url
     from modula.logs import FORMATS, logging_config
+    from modula.progress import LoggedProgress
     from modula.serving import listen, run_workers
 
     settings = _settings(args)
@@ -125,9 +126,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.config.dictConfig(log_config)  # for what `prepare` logs too (plugin installs)
     listening = listen(settings.host, settings.port)
 
+    # Migrations are reported as lines, or as log records where every line must be JSON.
+    progress = Progress() if settings.log_format == "text" else LoggedProgress(logging.getLogger("modula.migrations"))
+
     async def prepare() -> None:  # migrate here, where progress and errors reach the user as lines
         # One connection is enough here; each server opens its own pool afterwards.
-        async with _connected(settings.with_(database_pool_size=1), Progress()) as database:
+        async with _connected(settings.with_(database_pool_size=1), progress) as database:
             if settings.workers > 1:
                 # Installs and upgrades happen here, once; the workers then only load what is installed.
                 from modula.lua.limits import Limits
