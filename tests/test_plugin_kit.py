@@ -182,5 +182,5 @@ def test_install_warns_of_a_table_change_under_the_same_version(tmp_path):
     (source / "init.lua").write_text(table.replace("{extra}", '    {name = "body", type = "text"},\n'))
     result = _modula("plugins", "install", "src/notes", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert ("warning: plugin notes: its tables changed (add column notes_items.body) but its version is still 1.0.0: "
+    assert ("warning: plugin notes: its schema changed (add column notes_items.body) but its version is still 1.0.0: "
             'bump "version" in plugin.json') in result.stderr

@@ -102,7 +102,7 @@ async def test_a_table_change_under_the_same_version_is_warned_about(app, tmp_pa
     (folder / "init.lua").write_text(THREADS.replace('{name = "title", type = "text"}',
                                                      '{name = "title", type = "text"}, {name = "body", type = "text"}'))
     plugin = await app.state.plugins.install(folder, progress=steps.append)
-    warning = ("plugin forum: its tables changed (add column forum_threads.body) but its version is still 1.0.0: "
+    warning = ("plugin forum: its schema changed (add column forum_threads.body) but its version is still 1.0.0: "
                'bump "version" in plugin.json, so that one version always means one schema')
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [warning]
     assert f"warning: {warning}" in steps
@@ -116,3 +116,28 @@ async def test_a_table_change_under_the_same_version_is_warned_about(app, tmp_pa
                                                      '{name = "pinned", type = "boolean"}'))
     await app.state.plugins.install(folder)
     assert [r for r in caplog.records if r.levelno == logging.WARNING] == []
+
+
+async def test_a_graphql_change_under_the_same_version_is_warned_about_and_code_alone_is_not(app, tmp_path, caplog):
+    query = 'plugin.query{name = "forumLatest", returns = "[ForumThread!]!", description = "%s",\n' \
+            '  handler = function(args, ctx) return query("SELECT * FROM forum_threads %s") end}\n'
+    folder = write_plugin(tmp_path / "src", "forum", THREADS + query % ("Newest first", "ORDER BY thread_id DESC"))
+    await app.state.plugins.install(folder)
+    caplog.set_level(logging.WARNING, logger="modula.plugins")
+
+    # another handler and description: the same GraphQL API
+    (folder / "init.lua").write_text(THREADS + query % ("Newest threads", "ORDER BY title"))
+    await app.state.plugins.install(folder)
+    assert [r for r in caplog.records if r.levelno == logging.WARNING] == []
+
+    (folder / "init.lua").write_text(THREADS + (query % ("Newest", "")).replace('"[ForumThread!]!"', '"[ForumThread]"')
+                                     + 'plugin.type{name = "ForumStats", fields = {count = "Int"}}\n')
+    steps: list[str] = []
+    await app.state.plugins.install(folder, progress=steps.append)
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith("plugin forum: its schema changed (type ForumStats added, query forumLatest changed) "
+                              "but its version is still 1.0.0")
+    assert f"warning: {warning}" in steps
+    async with app.state.database.session() as session:  # installed all the same
+        stored = await registry.stored_files(session, (await registry.get_plugin(session, "forum"))["id"])
+    assert "ForumStats" in stored.files["init.lua"]

@@ -31,7 +31,9 @@ from modula.lua.runtime import PluginRuntime
 from modula.plugins import registry, tables
 from modula.plugins.calls import PluginCall
 from modula.plugins.errors import PluginError
+from modula.plugins.files import PluginFiles
 from modula.plugins.manifest import Manifest, parse_manifest, read_manifest
+from modula.plugins.versions import api_changes, unchanged_version_warning
 
 log = logging.getLogger("modula.plugins")
 
@@ -170,6 +172,9 @@ class PluginHost:
                     plan = tables.plan(manifest.name, metadata, live, self.database.dialect)
                     own_tables = [t.name for t in tables.plugin_tables(manifest.name, metadata)]
                     known = await registry.get_plugin(session, manifest.name)
+                    same_version = (known is not None and known["version"] == manifest.version
+                                    and known["checksum"] != digest)
+                    previous_files = await registry.stored_files(session, known["id"]) if same_version else None
                     written = not (plan.empty and known is not None and known["checksum"] == digest and known["enabled"]
                                    and await registry.has_files(session, known["id"]))
                     if not written:
@@ -186,15 +191,17 @@ class PluginHost:
             if not plan.empty:
                 log.info("plugin %s %s: %s", manifest.name, manifest.version, ", ".join(plan.describe()),
                          extra={"plugin": manifest.name, "version": manifest.version})
-                if known is not None and known["version"] == manifest.version:
-                    warning = unchanged_version_warning(manifest, plan)
-                    log.warning("%s", warning, extra={"plugin": manifest.name, "version": manifest.version})
-                    step(f"warning: {warning}")
             upgraded = {table.name for table, _ in plan.new_columns} | {index.table.name for index in plan.new_indexes}
             step(f"tables: {len(plan.new_tables)} created, {len(upgraded)} upgraded ({', '.join(plan.describe())})"
                  if not plan.empty else "tables: already up to date")
             specs = live if plan.empty else await reflect_tables(self.database.url, prefix=prefix)
             step(f"introspected: {len(specs)} table(s), {sum(len(spec.columns) for spec in specs.values())} column(s)")
+            if previous_files is not None:
+                changes = plan.describe() + await self._api_changes(previous_files, declarations)
+                if changes:
+                    warning = unchanged_version_warning(manifest.name, manifest.version, changes)
+                    log.warning("%s", warning, extra={"plugin": manifest.name, "version": manifest.version})
+                    step(f"warning: {warning}")
         except PluginError:
             runtime.close()
             raise
@@ -216,6 +223,24 @@ class PluginHost:
         _lifecycle(f"plugin {manifest.name} {manifest.version} {change} from {source} (generation {installed_generation})",
                    manifest.name, manifest.version, installed_generation)
         return plugin
+
+    async def _api_changes(self, previous: PluginFiles, declarations: Declarations) -> list[str]:
+        """What `declarations` change in the GraphQL API the `previous` files of the plugin declare
+        (their init.lua runs in a throwaway runtime; files that no longer load count as no change)."""
+        if not previous.files:
+            return []
+        try:
+            manifest = parse_manifest(previous, "previous version")
+        except PluginError:
+            return []
+        runtime = PluginRuntime(manifest.name, limits=self.limits, http_hosts=list(manifest.http_hosts))
+        try:
+            old = await _declare(manifest, runtime)
+        except PluginError:
+            return []
+        finally:
+            runtime.close()
+        return api_changes(old, declarations)
 
     async def reinstate(self, plugin: LoadedPlugin) -> None:
         """Record `plugin` (a version this host ran before) in the registry again, as the current
@@ -323,14 +348,6 @@ class PluginHost:
 def _lifecycle(message: str, plugin: str, version: str, generation: int | None = None) -> None:
     """A plugin started or stopped serving: one info line, at start and at every change."""
     log.info("%s", message, extra={"plugin": plugin, "version": version, "generation": generation})
-
-
-def unchanged_version_warning(manifest: Manifest, plan: tables.Plan) -> str:
-    """Tables changed under the version already installed: warned, not refused (a plugin being
-    written changes under one version, e.g. with `serve --watch`), so that a released version
-    never silently means two schemas."""
-    return (f"plugin {manifest.name}: its tables changed ({', '.join(plan.describe())}) but its version is still "
-            f"{manifest.version}: bump \"version\" in plugin.json, so that one version always means one schema")
 
 
 def _grant(manifest: Manifest, own_tables: list[str], limits: Limits) -> confinement.PluginGrant:
