@@ -54,6 +54,16 @@ async def test_plugin_log_lines_carry_plugin_level_and_the_request_id(app, clien
     assert {r.request_id for r in records} == {request_id}
 
 
+async def test_what_init_lua_logs_while_loadplugin_loads_it_carries_that_request(app, client, tmp_path, caplog):
+    write_plugin(tmp_path / "plugins", "chatty", 'log.warn("loading", 2)\n' + CHATTY)
+    caplog.set_level(logging.INFO, logger="modula")
+    response = await client.http.post("/graphql", json={"query": 'mutation { loadPlugin(name: "chatty") { loadedPlugins } }'})
+    assert response.json()["data"] == {"loadPlugin": {"loadedPlugins": ["chatty"]}}
+    [line] = plugin_records(caplog, "chatty")
+    assert (line.levelname, line.getMessage(), line.plugin, line.plugin_level, line.request_id) == (
+        "WARNING", "loading 2", "chatty", "warn", response.headers["x-request-id"])
+
+
 async def test_a_request_id_is_echoed_when_plain_and_made_otherwise(app, client):
     echoed = await client.http.post("/graphql", json={"query": "{ __typename }"}, headers={"X-Request-ID": "abc-123.x"})
     assert echoed.headers["x-request-id"] == "abc-123.x"

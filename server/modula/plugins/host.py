@@ -24,6 +24,7 @@ from modula.db.connection import Database, Session
 from modula.db.introspection import TableSpec, reflect_tables
 from modula.db.plugin_sql import plugin_session, plugin_sql
 from modula.errors import did_you_mean
+from modula.logs import current_request_id
 from modula.lua.declarations import Declarations, HandlerRef
 from modula.lua.errors import LuaPluginError
 from modula.lua.limits import Limits
@@ -359,7 +360,7 @@ def _grant(manifest: Manifest, own_tables: list[str], limits: Limits) -> confine
 
 async def _declare(manifest: Manifest, runtime: PluginRuntime) -> Declarations:
     try:
-        return await runtime.load_async(manifest.init_lua, "init.lua")
+        return await runtime.load_async(manifest.init_lua, "init.lua", log_extra={"request_id": current_request_id()})
     except LuaPluginError as exc:
         raise PluginError(manifest.name, exc.message, location=exc.location or "init.lua", code="PLUGIN_LOAD_FAILED") from None
 
