@@ -221,8 +221,8 @@ class PluginHost:
             change = "installed"
         else:
             change = f"installed over {known['version']}" + (" (reloaded)" if before is not None else "")
-        _lifecycle(f"plugin {manifest.name} {manifest.version} {change} from {source} (generation {installed_generation})",
-                   manifest.name, manifest.version, installed_generation)
+        _lifecycle(f"plugin {manifest.name} {manifest.version} {change} from {source or '(unknown)'} "
+                   f"(generation {installed_generation})", manifest.name, manifest.version, installed_generation)
         return plugin
 
     async def _api_changes(self, previous: PluginFiles, declarations: Declarations) -> list[str]:
