@@ -21,6 +21,7 @@ from modula.db.connection import Database
 from modula.db.migrations import migrate
 from modula.db.notifications import AUTH_CHANNEL, SCHEMA_CHANNEL, ChangeListener
 from modula.graphql_http import graphql_endpoint
+from modula.logs import RequestIds
 from modula.lua.limits import Limits
 from modula.media.images import parse_sizes
 from modula.media.storage import storage_from_settings
@@ -99,7 +100,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/playground", playground, methods=["GET"]),
             Mount("/playground/assets", app=assets, name="playground_assets"),
         ],
-        middleware=_cors(settings),
+        middleware=[Middleware(RequestIds, log_requests=settings.access_log), *_cors(settings)],
         lifespan=lifespan,
     )
 

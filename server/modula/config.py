@@ -54,6 +54,10 @@ class Settings:
     # database), and uvicorn's line per request (off: it costs a few percent of every request).
     workers: int = 1
     access_log: bool = False
+    # `modula serve`'s log lines on stderr: `text` (the default) or `json`, one object per line with
+    # time, level, logger, message and, where they apply, the request id, operation, status and
+    # duration (request lines) or the plugin (its `log.*` and `print` lines).
+    log_format: str = "text"
     # Database connections held open by each process: None is 4 on SQLite, 10 on PostgreSQL. A
     # plugin's role has its own pool on PostgreSQL, of `plugin_pool_size` connections at most.
     database_pool_size: int | None = None
@@ -140,6 +144,8 @@ class Settings:
             settings = replace(settings, workers=int(env["MODULA_WORKERS"]))
         if env.get("MODULA_ACCESS_LOG", "").lower() in ("1", "true", "yes"):
             settings = replace(settings, access_log=True)
+        if env.get("MODULA_LOG_FORMAT"):
+            settings = replace(settings, log_format=env["MODULA_LOG_FORMAT"].strip().lower())
         if env.get("MODULA_CORS_ORIGINS"):  # comma-separated
             origins = (origin.strip().rstrip("/") for origin in env["MODULA_CORS_ORIGINS"].split(","))
             settings = replace(settings, cors_origins=tuple(origin for origin in origins if origin))

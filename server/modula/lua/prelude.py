@@ -473,7 +473,11 @@ local function declare(kind, spec, handler_kind)
     handlers[#handlers + 1] = fields.handler
     fields.handler = #handlers
   end
-  local ok, err = py_declare(kind, fields)
+  -- Where init.lua made the declaration (the caller of plugin.*), for problems found later.
+  local caller = debug_getinfo(3, "Sl")
+  local where = caller and caller.currentline and caller.currentline > 0
+    and (caller.short_src .. ":" .. caller.currentline) or nil
+  local ok, err = py_declare(kind, fields, where)
   if not ok then error(err, 3) end
 end
 

@@ -17,11 +17,13 @@ from modula.db import column_values
 from modula.db.crud import crud_for
 from modula.db.introspection import TableSpec
 from modula.db.names import quote_ident
+from modula.logs import current_request_id
 from modula.lua.host_requests import host_allowed
 from modula.plugins import outbound_http
 from modula.plugins.data import TableHooks, coerce_row
 from modula.plugins.errors import PluginError
 
+LUA_LEVELS = {"info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 MAX_HTTP_TIMEOUT = 30.0
 MAX_HTTP_BODY = 1_000_000
 
@@ -35,6 +37,8 @@ class PluginCall:
         self._hooks = hooks  # run by `insert` as by the generated mutations
         self._http = http_client
         self._log = logging.getLogger(f"modula.plugin.{plugin.name}")
+        # Made on the loop, read on the Lua thread (where the request's context variable is not set).
+        self._request_id = current_request_id()
 
     # SQL -------------------------------------------------------------------------------
     async def query(self, sql: str, params, tx: int | None) -> list[dict]:
@@ -129,4 +133,8 @@ class PluginCall:
         return b"".join(chunks)
 
     def log(self, level: str, message: str) -> None:
-        getattr(self._log, {"warn": "warning"}.get(level, level), self._log.info)("%s", message)
+        """`log.info/warn/error` and `print`: a line of the server log, under `modula.plugin.NAME`,
+        with the plugin, its level and the request's id."""
+        self._log.log(LUA_LEVELS.get(level, logging.INFO), "%s", message,
+                      extra={"plugin": self.plugin.name, "plugin_level": level, "request_id": self._request_id})
+
