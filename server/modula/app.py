@@ -25,6 +25,9 @@ from modula.lua.limits import Limits
 from modula.media.images import parse_sizes
 from modula.media.storage import storage_from_settings
 from modula.media_http import media_endpoint
+from modula.outbox.deliveries import Deliverer
+from modula.outbox.policy import DeliveryPolicy
+from modula.outbox.worker import OutboxWorker
 from modula.playground import assets, playground
 from modula.plugins.host import PluginHost
 from modula.schema.reloads import SchemaService
@@ -74,6 +77,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.listener = listener
             if settings.watch:
                 tasks.append(asyncio.create_task(schemas.watch()))
+            deliveries = OutboxWorker(database, Deliverer(plugins), DeliveryPolicy.from_settings(settings))
+            app.state.outbox = deliveries
+            if settings.outbox_worker:
+                tasks.append(asyncio.create_task(deliveries.run()))
             try:
                 yield
             finally:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from modula.db import outbox
 from modula.db.introspection import TableSpec
 from modula.db.names import quote_ident
 from modula.lua.host_requests import host_allowed
@@ -92,6 +93,16 @@ class PluginCall:
             raise PluginError(self.plugin.name, f"http.request to {parts.hostname} failed: {type(exc).__name__}") from None
         return {"status": response.status_code, "headers": dict(response.headers),
                 "body": response.text[:MAX_HTTP_BODY]}
+
+    async def http_enqueue(self, method: str, url: str, headers: dict, body: str | None, timeout: float) -> int:
+        """Queue the request in the outbox, in this call's transaction when one is open (the
+        caller's, or one the plugin began); the outbox worker sends it after that commits."""
+        parts = urlsplit(url)
+        if not host_allowed(url, self.plugin.manifest.http_hosts):
+            raise PluginError(self.plugin.name, f"http.enqueue: host {parts.hostname} is not listed in plugin.json permissions.http")
+        request = {"method": method.upper(), "url": url, "headers": headers or {}, "body": body,
+                   "timeout": min(max(float(timeout or 10.0), 0.1), MAX_HTTP_TIMEOUT)}
+        return await outbox.enqueue(self.sql.session, self.plugin.name, "http", request)
 
     def log(self, level: str, message: str) -> None:
         getattr(self._log, {"warn": "warning"}.get(level, level), self._log.info)("%s", message)

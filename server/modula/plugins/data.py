@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from modula.db import outbox
 from modula.db.connection import Session
 from modula.db.crud import OnConflict, crud_for
 from modula.db.introspection import TableSpec
@@ -42,8 +43,10 @@ class NewRow:
 class TableWriter:
     """One mutation's writes to one plugin's tables, on `session` (already in a transaction)."""
 
-    def __init__(self, session: Session, specs: dict[str, TableSpec], hooks: list[HookDecl], run_hook) -> None:
+    def __init__(self, session: Session, specs: dict[str, TableSpec], hooks: list[HookDecl], run_hook, *,
+                 plugin: str = "") -> None:
         self.session = session
+        self.plugin = plugin  # whose after_commit hooks are queued in the outbox
         self.specs = specs
         self._hooks = hooks
         self._run_hook = run_hook  # async (hook, row, path) -> returned value
@@ -80,7 +83,7 @@ class TableWriter:
     async def update(self, table: str, where: dict | None, values: Row, path: Path) -> list[Row]:
         spec = self.specs[table]
         crud = crud_for(spec)
-        if not self.hooks("before_update", table) and not self.hooks("after_update", table):
+        if not any(self.hooks(event, table) for event in ("before_update", "after_update", "after_commit")):
             return await crud.update(self.session, where=where, set=values)
         updated = []
         for i, old in enumerate(await crud.find(self.session, where=where, lock=True)):
@@ -94,7 +97,7 @@ class TableWriter:
     async def delete(self, table: str, where: dict | None, path: Path) -> list[Row]:
         spec = self.specs[table]
         crud = crud_for(spec)
-        if not self.hooks("before_delete", table) and not self.hooks("after_delete", table):
+        if not any(self.hooks(event, table) for event in ("before_delete", "after_delete", "after_commit")):
             return await crud.delete(self.session, where=where)
         deleted = []
         for i, old in enumerate(await crud.find(self.session, where=where, lock=True)):
@@ -117,6 +120,9 @@ class TableWriter:
     async def _after(self, spec: TableSpec, event: str, row: Row, path: Path) -> None:
         for hook in self.hooks(event, spec.name):
             await self._run_hook(hook, row, path)
+        if self.hooks("after_commit", spec.name):  # run by the outbox worker once this commits
+            change = event.removeprefix("after_")
+            await outbox.enqueue(self.session, self.plugin, "hook", {"table": spec.name, "change": change, "row": row})
 
     def _check_required(self, spec: TableSpec, row: NewRow) -> None:
         for column in spec.columns:

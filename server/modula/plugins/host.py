@@ -310,7 +310,8 @@ async def _declare(manifest: Manifest, runtime: PluginRuntime) -> Declarations:
 
 # Core events a plugin may watch: they run after the core change committed (so a webhook never
 # announces content that a rollback then takes back), and their failures are logged, not raised.
-CORE_EVENTS = {"content": ("after_insert", "after_update", "after_delete")}
+# after_commit is queued in the outbox with the change and run by its worker, retried until it succeeds.
+CORE_EVENTS = {"content": ("after_insert", "after_update", "after_delete", "after_commit")}
 
 
 def _check_hooks(plugin: str, declarations: Declarations) -> None:
