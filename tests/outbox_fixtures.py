@@ -85,7 +85,11 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - the http.server name
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"null")
+                length = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(length)
+                if len(raw) < length:
+                    return  # the sender died while sending: nothing was received
+                body = json.loads(raw)
                 with receiver.lock:
                     pid, receiver.kill_pid = receiver.kill_pid, None
                     status = receiver.status

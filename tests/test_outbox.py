@@ -221,3 +221,71 @@ async def _until(read, done, timeout: float = 20.0):
             return value
         assert loop.time() < deadline, f"still {value!r} after {timeout} s"
         await asyncio.sleep(0.02)
+
+
+# --- PostgreSQL: replicas share the work ------------------------------------------------------
+
+
+async def test_postgresql_claims_skip_rows_another_replica_holds_locked(database_url, dialect, tmp_path):
+    if dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time: its write transaction is the claim's lock")
+    from modula.db.connection import Database
+
+    other = Database(database_url)
+    await other.connect()
+    try:
+        async with running_app(database_url, plugins_dir=tmp_path / "plugins") as app:
+            async with app.state.database.session() as session:
+                ids = [await outbox.enqueue(session, "p", "http", {"n": n}) for n in range(10)]
+            async with other.session() as holder, holder.transaction():
+                held = await holder.fetch_all(sa.select(outbox_table.c.id).where(outbox_table.c.id.in_(ids[:4]))
+                                              .with_for_update())
+                assert len(held) == 4
+                async with app.state.database.session() as session:
+                    claimed = await asyncio.wait_for(outbox.claim(session, "w", 10, 30), 5)  # no waiting on the lock
+            assert [row["id"] for row in claimed] == ids[4:]
+    finally:
+        await other.disconnect()
+
+
+async def test_postgresql_two_workers_deliver_every_entry_once_and_never_one_twice_at_a_time(database_url, dialect, tmp_path):
+    if dialect != "postgresql":
+        pytest.skip("several replicas share an outbox on PostgreSQL")
+    from modula.db.connection import Database
+
+    second = Database(database_url)
+    await second.connect()
+    try:
+        async with running_app(database_url, plugins_dir=tmp_path / "plugins") as app:
+            async with app.state.database.session() as session:
+                ids = [await outbox.enqueue(session, f"p{n % 3}", "http", {"n": n}) for n in range(60)]
+            runs: dict[int, list[str]] = {}
+            in_flight: set[int] = set()
+            overlaps = []
+
+            def deliverer(name):
+                async def deliver(entry):
+                    if entry["id"] in in_flight:
+                        overlaps.append(entry["id"])
+                    in_flight.add(entry["id"])
+                    runs.setdefault(entry["id"], []).append(name)
+                    await asyncio.sleep(0.01)
+                    in_flight.discard(entry["id"])
+                return deliver
+
+            policy = DeliveryPolicy(batch=8, poll_seconds=0.01)
+            workers = [OutboxWorker(app.state.database, deliverer("a"), policy, name="a"),
+                       OutboxWorker(second, deliverer("b"), policy, name="b")]
+            tasks = [asyncio.create_task(worker.run()) for worker in workers]
+            try:
+                await _until(lambda: _value(sum(w.delivered for w in workers)), lambda n: n >= len(ids))
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            assert sorted(runs) == ids and all(len(names) == 1 for names in runs.values())
+            assert overlaps == []
+            assert workers[0].delivered > 0 and workers[1].delivered > 0  # both took a share
+            assert {row["status"] for row in await _rows(app)} == {"delivered"}
+    finally:
+        await second.disconnect()
