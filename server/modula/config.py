@@ -100,6 +100,8 @@ class Settings:
     outbox_per_plugin: int = 4
     outbox_lease_seconds: float = 60.0
     outbox_poll_seconds: float = 0.25
+    # /metrics in the Prometheus text format (modula/metrics.py); off: no such route.
+    metrics: bool = False
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -171,6 +173,8 @@ class Settings:
             if f"MODULA_{name.upper()}" in env:
                 items = (item.strip() for item in env[f"MODULA_{name.upper()}"].split(","))
                 settings = replace(settings, **{name: tuple(item for item in items if item)})
+        if env.get("MODULA_METRICS", "").lower() in ("1", "true", "yes"):
+            settings = replace(settings, metrics=True)
         if env.get("MODULA_OUTBOX_WORKER", "").lower() in ("0", "false", "no"):
             settings = replace(settings, outbox_worker=False)
         for name in ("outbox_max_attempts", "outbox_per_plugin"):

@@ -23,6 +23,7 @@ beside field errors) and is 200.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -35,6 +36,7 @@ from strawberry.types.graphql import OperationType
 from modula.auth.viewer import AuthenticationError, resolve_viewer
 from modula.config import Settings
 from modula.db.storable import unstorable
+from modula.metrics import operation_type, outcome
 from modula.playground import playground_page, wants_playground
 from modula.schema.compiled.run import RawJSON
 from modula.schema.context import RequestContext
@@ -95,6 +97,7 @@ async def _answer_with(request: Request, request_id: str, media_type: str, stage
         return _json({"errors": [exc.error()]}, media_type, status=exc.status, headers=exc.headers)
 
     safe = request.method != "POST"  # GET or HEAD: the route allows no other method
+    metrics = getattr(state, "metrics", None)
     with state.live_schema.use() as served:
         # Lazy: a request holds a connection only from its first statement (a warmed fast-path read or
         # a plugin handler that runs no SQL holds none), so long Lua calls do not starve the pool.
@@ -113,11 +116,16 @@ async def _answer_with(request: Request, request_id: str, media_type: str, stage
                 context = RequestContext(session=session, settings=state.settings, request=request, schemas=state.schemas,
                                          viewer=viewer, response_cookies=cookies, request_id=request_id,
                                          media_storage=state.media_storage)
+                started = time.perf_counter()
                 try:
                     answers.append(await _execute(served.schema, params, context, safe=safe))
                 except InvalidOperationTypeError:  # checked before validation: nothing ran
                     message = "mutations and subscriptions are not allowed over GET; use POST"
                     return _json({"errors": [{"message": message}]}, media_type, status=405, headers={"Allow": "POST"})
+                if metrics is not None:
+                    body, status = answers[-1]
+                    metrics.observe_request(operation_type(params.get("query"), params.get("operationName")),
+                                            outcome(body, status), time.perf_counter() - started)
 
     for body, _ in answers:
         body["extensions"] = {**body.get("extensions", {}), "schemaGeneration": served.generation}

@@ -37,7 +37,7 @@ class OutboxWorker:
         self.deliver = deliver
         self.policy = policy or DeliveryPolicy()
         self.name = name or f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.failures = 0  # attempts that failed in this process (for /metrics and tests)
+        self.failures: dict[str, int] = {}  # by plugin: attempts that failed in this process (for /metrics)
         self.delivered = 0
         self._running: set[asyncio.Task] = set()
         self._per_plugin: dict[str, asyncio.Semaphore] = {}
@@ -109,7 +109,7 @@ class OutboxWorker:
             self.delivered += 1
 
     async def _failed(self, entry: dict[str, Any], error: str, permanent: bool) -> None:
-        self.failures += 1
+        self.failures[entry["plugin"]] = self.failures.get(entry["plugin"], 0) + 1
         retry_in = None if permanent else self.policy.retry_in(entry["attempts"])
         if retry_in is None:
             log.warning("outbox: delivery %s of plugin %s is dead after %d attempt(s): %s",

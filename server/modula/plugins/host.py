@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,18 @@ class LoadedPlugin:
         return self.manifest.name
 
 
+# A call stopped by its budget (instructions, memory, wall-clock seconds).
+OVERRUN_CODES = frozenset({"BUDGET_EXCEEDED", "MEMORY_EXCEEDED", "TIMEOUT"})
+
+
+@dataclass
+class CallStats:
+    """Calls into one plugin's handlers in this process (for /metrics)."""
+    calls: int = 0
+    overruns: int = 0
+    seconds: float = 0.0
+
+
 @dataclass
 class PluginHost:
     database: Database
@@ -58,6 +71,7 @@ class PluginHost:
     loaded: dict[str, LoadedPlugin] = field(default_factory=dict)  # in install order (the registry's)
     failures: dict[str, str] = field(default_factory=dict)
     retired: list[LoadedPlugin] = field(default_factory=list)
+    call_stats: dict[str, CallStats] = field(default_factory=dict)  # by plugin name
 
     async def install_folders(self, plugins_dir: Path) -> None:
         """Install every plugin folder in `plugins_dir` the registry does not hold as it is (new or
@@ -260,11 +274,18 @@ class PluginHost:
         """
         grant = _grant(plugin.manifest, list(plugin.tables), self.limits)
         shared = session if session is not None and (self.database.is_sqlite or session.login_role) else None
+        stats = self.call_stats.setdefault(plugin.name, CallStats())
+        started = time.perf_counter()
         try:
             async with plugin_sql(self.database, grant, session=shared) as sql:
                 return await plugin.runtime.call(handler, args, ctx, PluginCall(plugin, sql, http_client=self.http_client))
         except LuaPluginError as exc:
+            if exc.code in OVERRUN_CODES:
+                stats.overruns += 1
             raise PluginError(plugin.name, exc.message, code=exc.code, location=exc.location) from None
+        finally:
+            stats.calls += 1
+            stats.seconds += time.perf_counter() - started
 
     async def core_event(self, event: str, table: str, row: dict, ctx: dict) -> None:
         """Run every loaded plugin's hook on a core event (after the change committed)."""
