@@ -98,6 +98,37 @@ async def test_a_receiver_that_is_down_then_refuses_gets_every_event_once_it_is_
         receiver.stop()
 
 
+async def test_content_changes_reach_after_commit_hooks_and_a_refused_change_queues_nothing(database_url, tmp_path):
+    shutil.copytree(BUNDLED / "webhooks", tmp_path / "plugins" / "webhooks")
+    manifest = tmp_path / "plugins" / "webhooks" / "plugin.json"
+    manifest.write_text(manifest.read_text().replace('"hooks.example.com"', '"127.0.0.1"'))
+    receiver = Receiver().start()
+    try:
+        async with running_app(database_url, plugins_dir=tmp_path / "plugins") as app, \
+                token_client(app, "admin", roles=["admin"]) as admin:
+            from cms_fixtures import field_ids, make_content, make_datatype, make_route
+            for event in ("content.created", "content.updated", "content.deleted"):
+                await admin.data('mutation($e: String!, $url: String!) { insertWebhooksSubscriptions(objects: '
+                                 '[{event: $e, url: $url}]) { affectedRows } }', {"e": event, "url": receiver.url})
+            route, datatype = await make_route(admin), await make_datatype(admin)
+            refused = await admin.execute('mutation($input: CreateContentInput!) { createContent(input: $input) { id } }',
+                                          {"input": {"routeId": route["id"], "datatypeId": datatype["id"],
+                                                     "fields": [{"fieldId": 999999, "value": "x"}]}})
+            assert refused["errors"] and await _rows(app) == [] and await admin.count("content_data") == 0
+            node = await make_content(admin, route, datatype)
+            title = field_ids(datatype)["Title"]
+            await admin.data('mutation($id: Int!, $f: Int!) { updateContent(id: $id, fields: [{fieldId: $f, value: "New"}]) { id } }',
+                             {"id": node["id"], "f": title})
+            await admin.data('mutation($id: Int!) { deleteContent(id: $id) { deletedIds } }', {"id": node["id"]})
+            hooks = await _rows(app)
+            assert [json.loads(row["payload"])["change"] for row in hooks] == ["insert", "update", "delete"]
+            assert await deliver_outbox(app) == {"pending": 0, "delivered": 6, "dead": 0}
+            assert sorted(body["event"] for body in receiver.bodies) == ["content.created", "content.deleted", "content.updated"]
+            assert {body["data"]["id"] for body in receiver.bodies} == {node["id"]}
+    finally:
+        receiver.stop()
+
+
 async def test_a_delivery_out_of_attempts_is_dead_until_an_admin_retries_it(database_url, tmp_path):
     write_relay(tmp_path / "plugins")
     receiver = Receiver().start()

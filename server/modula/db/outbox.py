@@ -52,6 +52,9 @@ async def claim(session: Session, worker: str, limit: int, lease_seconds: float)
            .where(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now,
                   sa.or_(outbox.c.locked_until.is_(None), outbox.c.locked_until < now))
            .order_by(outbox.c.id).limit(limit))
+    # A read first: an idle poll takes no write lock (SQLite has one for the whole database).
+    if await session.fetch_value(due.limit(1)) is None:
+        return []
     if session.dialect == "postgresql":
         due = due.with_for_update(skip_locked=True)
     statement = (sa.update(outbox).where(outbox.c.id.in_(due.scalar_subquery()))

@@ -33,7 +33,9 @@ async def recorded_change(session: Session, host, table: str) -> AsyncIterator[R
         for plugin in plugins:
             await outbox.enqueue(session, plugin.name, "hook", {"table": table, "change": change, "row": dict(row)})
 
-    async with session.transaction():
+    # Short like the content services' own: a few index lookups and small writes (SQLite runs it
+    # on the loop's connection when that is free).
+    async with session.transaction(short=True):
         yield record
 
 
