@@ -4,7 +4,8 @@ plugin's hooks run inside the same transaction.
 A nested insert goes level by level: the rows of one table in one statement, then each child
 table's rows (with the parent's generated key filled in) in one statement, and so on. Hooks see
 every row: `before_*` may return a changed row or raise to veto the whole mutation; `after_*`
-see the stored row. Any failure rolls everything back: the caller holds the transaction.
+see the stored row; `after_commit` is queued in the outbox with the row, to run once it commits.
+Any failure rolls everything back: the caller holds the transaction.
 """
 
 from __future__ import annotations
