@@ -1,5 +1,5 @@
 """/metrics: off unless enabled; then the Prometheus text format with requests by operation type
-and outcome, SQL statements, schema builds, Lua calls and overruns per plugin, and the outbox."""
+and outcome, SQL statements, schema builds, Lua calls and overruns per plugin, the outbox and the database pool."""
 
 from __future__ import annotations
 
@@ -75,3 +75,6 @@ async def test_metrics_count_requests_statements_builds_lua_calls_and_the_outbox
     assert value("modula_outbox_deliveries", status="pending") == 2
     assert value("modula_outbox_deliveries", status="delivered") == 0
     assert value("modula_outbox_failures_total", plugin="relay") >= 2
+    assert value("modula_db_pool_connections", state="open") >= 1  # the scrape's own, at least
+    assert value("modula_db_pool_connections", state="size") >= value("modula_db_pool_connections", state="open")
+    assert value("modula_db_pool_connections", state="waiting") == 0

@@ -1,6 +1,6 @@
 """`/metrics` in the Prometheus text format (prometheus-client), off unless `settings.metrics`:
 requests by operation type and outcome, SQL statements, schema builds, Lua calls per plugin, and
-the outbox. Each app has its own registry; the figures are this process's (no multiprocess
+the outbox and the database pool. Each app has its own registry; the figures are this process's (no multiprocess
 mode under `--workers` yet: scrape each worker, or run one process per port)."""
 
 from __future__ import annotations
@@ -105,6 +105,11 @@ class _StateCollector(Collector):
         for status, count in sorted(self.outbox_counts.items()):
             depth.add_metric([status], count)
         yield depth
+        pool = GaugeMetricFamily("modula_db_pool_connections", "The host pool's connections: size, open, idle "
+                                 "(open, not lent), waiting (tasks waiting for one)", labels=["state"])
+        for name, count in sorted(state.database.pool_usage().items()):
+            pool.add_metric([name], count)
+        yield pool
         failures = CounterMetricFamily("modula_outbox_failures", "Failed delivery attempts in this process",
                                        labels=["plugin"])
         for plugin, count in sorted(state.outbox.failures.items()):
