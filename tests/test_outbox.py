@@ -207,10 +207,10 @@ async def test_a_leased_entry_is_not_claimed_again_until_its_lease_runs_out(data
     async with running_app(database_url, plugins_dir=tmp_path / "plugins") as app:
         async with app.state.database.session() as session:
             entry_id = await outbox.enqueue(session, "p", "http", {})
-            [first] = await outbox.claim(session, "w1", 10, 0.3)
+            [first] = await outbox.claim(session, "w1", 10, 1.0)
             assert first["id"] == entry_id and first["attempts"] == 1
-            assert await outbox.claim(session, "w2", 10, 0.3) == []
-            await asyncio.sleep(0.4)  # w1 was killed: its lease runs out
+            assert await outbox.claim(session, "w2", 10, 1.0) == []
+            await asyncio.sleep(1.1)  # w1 was killed: its lease runs out
             [second] = await outbox.claim(session, "w2", 10, 30)
             assert second["attempts"] == 2 and second["locked_by"] == "w2"
             assert not await outbox.renew(session, entry_id, "w1", 30)  # w1 cannot take it back
