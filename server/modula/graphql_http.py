@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import time
 from typing import Any
 
 from graphql import GraphQLError, OperationDefinitionNode
@@ -38,6 +39,7 @@ from modula.auth.viewer import AuthenticationError, resolve_viewer
 from modula.config import Settings
 from modula.db.storable import unstorable
 from modula.logs import current_request, new_request_id
+from modula.metrics import operation_type, outcome
 from modula.playground import playground_page, wants_playground
 from modula.schema.compiled.run import RawJSON
 from modula.schema.context import RequestContext
@@ -118,6 +120,7 @@ async def _answer_with(request: Request, request_id: str, media_type: str, stage
         return _json({"errors": [exc.error()]}, media_type, status=exc.status, headers=exc.headers)
 
     safe = request.method != "POST"  # GET or HEAD: the route allows no other method
+    metrics = getattr(state, "metrics", None)
     with state.live_schema.use() as served:
         # Lazy: a request holds a connection only from its first statement (a warmed fast-path read or
         # a plugin handler that runs no SQL holds none), so long Lua calls do not starve the pool.
@@ -143,12 +146,17 @@ async def _answer_with(request: Request, request_id: str, media_type: str, stage
                                                  request_id=request_id, media_storage=state.media_storage, uploads=unit)
                         if unit is not None:
                             unit.operation = number
+                        started = time.perf_counter()
                         try:
                             answers.append(await _execute(served.schema, params, context, safe=safe))
                         except InvalidOperationTypeError:  # checked before validation: nothing ran
                             message = "mutations and subscriptions are not allowed over GET; use POST"
                             return _json({"errors": [{"message": message}]}, media_type, status=405,
                                          headers={"Allow": "POST"})
+                        if metrics is not None:
+                            body, status = answers[-1]
+                            metrics.observe_request(operation_type(params.get("query"), params.get("operationName")),
+                                                    outcome(body, status), time.perf_counter() - started)
                     if unit is not None and unit.failed(answers):
                         raise Undo
             except Undo:

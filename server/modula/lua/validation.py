@@ -13,7 +13,7 @@ GRAPHQL_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
 GRAPHQL_TYPE = re.compile(r"^(\[)?[_A-Za-z][_0-9A-Za-z]*!?(?(1)\]!?)$")
 COLUMN_TYPES = ("integer", "real", "numeric", "text", "boolean", "date", "datetime", "json", "blob")
 HOOK_EVENTS = ("before_insert", "after_insert", "before_update", "after_update",
-               "before_delete", "after_delete")
+               "before_delete", "after_delete", "after_commit")
 
 
 class DeclarationError(Exception):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,18 @@ class LoadedPlugin:
         return self.manifest.name
 
 
+# A call stopped by its budget (instructions, memory, wall-clock seconds).
+OVERRUN_CODES = frozenset({"BUDGET_EXCEEDED", "MEMORY_EXCEEDED", "TIMEOUT"})
+
+
+@dataclass
+class CallStats:
+    """Calls into one plugin's handlers in this process (for /metrics)."""
+    calls: int = 0
+    overruns: int = 0
+    seconds: float = 0.0
+
+
 @dataclass
 class PluginHost:
     database: Database
@@ -67,6 +80,7 @@ class PluginHost:
     loaded: dict[str, LoadedPlugin] = field(default_factory=dict)  # in install order (the registry's)
     failures: dict[str, str] = field(default_factory=dict)
     retired: list[LoadedPlugin] = field(default_factory=list)
+    call_stats: dict[str, CallStats] = field(default_factory=dict)  # by plugin name
 
     async def install_folders(self, plugins_dir: Path) -> None:
         """Install every plugin folder in `plugins_dir` the registry does not hold as it is (new or
@@ -318,6 +332,8 @@ class PluginHost:
         """
         grant = _grant(plugin.manifest, list(plugin.tables), self.limits)
         shared = session if session is not None and (self.database.is_sqlite or session.login_role) else None
+        stats = self.call_stats.setdefault(plugin.name, CallStats())
+        started = time.perf_counter()
         try:
             async with plugin_sql(self.database, grant, session=shared) as sql:
                 async def run_hook(hook, row, path):
@@ -332,7 +348,12 @@ class PluginHost:
                 call = PluginCall(plugin, sql, http_client=self.http_client(plugin.manifest), hooks=hooks)
                 return await plugin.runtime.call(handler, args, ctx, call)
         except LuaPluginError as exc:
+            if exc.code in OVERRUN_CODES:
+                stats.overruns += 1
             raise PluginError(plugin.name, exc.message, code=exc.code, location=exc.location) from None
+        finally:
+            stats.calls += 1
+            stats.seconds += time.perf_counter() - started
 
     async def core_event(self, event: str, table: str, row: dict, ctx: dict) -> None:
         """Run every loaded plugin's hook on a core event (after the change committed)."""
@@ -393,7 +414,8 @@ async def _declare(manifest: Manifest, runtime: PluginRuntime) -> Declarations:
 
 # Core events a plugin may watch: they run after the core change committed (so a webhook never
 # announces content that a rollback then takes back), and their failures are logged, not raised.
-CORE_EVENTS = {"content": ("after_insert", "after_update", "after_delete")}
+# after_commit is queued in the outbox with the change and run by its worker, retried until it succeeds.
+CORE_EVENTS = {"content": ("after_insert", "after_update", "after_delete", "after_commit")}
 
 
 def _check_hooks(plugin: str, declarations: Declarations) -> None:

@@ -311,7 +311,9 @@ def _mutations(g: _Generated, nodes: ContentNodes) -> Fields:
                                  status=input.status, author_id=info.context.viewer.user_id)
         require(info, "create", "content")
         try:
-            row = await content.create_content(info.context.session, new)
+            async with info.context.core_change("content") as record:
+                row = await content.create_content(info.context.session, new)
+                await record("insert", row)
         except ModulaError as exc:
             raise _renamed(exc, {("input", "fields", i): ("input", name) for i, name in enumerate(order)}) from None
         await content_event(info, "after_insert", row)
@@ -325,7 +327,9 @@ def _mutations(g: _Generated, nodes: ContentNodes) -> Fields:
             raise ModulaError("INVALID_INPUT", "give at least one value to set", ("set",))
         rename = {("fields", i): ("set", name) for i, name in enumerate(order)} | {("status",): ("set", "status")}
         try:
-            row = await content.update_content(info.context.session, id, fields, status=status)
+            async with info.context.core_change("content") as record:
+                row = await content.update_content(info.context.session, id, fields, status=status)
+                await record("update", row)
         except ModulaError as exc:
             raise _renamed(exc, rename) from None
         await content_event(info, "after_update", row)
@@ -333,7 +337,9 @@ def _mutations(g: _Generated, nodes: ContentNodes) -> Fields:
 
     async def delete(root, info, id):
         await node_of_this_type(info, id, "delete")
-        deleted = await content.delete_content(info.context.session, id)
+        async with info.context.core_change("content") as record:
+            deleted = await content.delete_content(info.context.session, id)
+            await record("delete", {"id": id, "deleted_ids": deleted})
         await content_event(info, "after_delete", {"id": id, "deleted_ids": deleted})
         return DeleteContentResult(deleted_ids=deleted)
 

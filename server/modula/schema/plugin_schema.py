@@ -66,7 +66,8 @@ class PluginBinding:
                 ctx = self.lua_context(info, {"event": hook.event, "table": hook.table})
                 return await self.host.call_plugin(self.plugin, hook.handler, row, ctx, session=session)
 
-            yield TableWriter(session, self.plugin.tables, self.plugin.declarations.hooks, run_hook)
+            yield TableWriter(session, self.plugin.tables, self.plugin.declarations.hooks, run_hook,
+                              plugin=self.plugin.name)
 
 
 def plugin_part(factory: TypeFactory, host, plugin) -> PluginPart:
