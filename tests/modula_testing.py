@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 
 from modula.db.connection import Database, Session
 from modula.db.migrations import migrate
-from modula.testing import (TEST_PASSWORD, GraphQLClient, admin_client, create_test_user, running_app,  # noqa: F401
+from modula.testing import (TEST_PASSWORD, GraphQLClient, admin_client, create_test_user, deliver_outbox, running_app,  # noqa: F401
                             signed_in_client, token_client)
 
 

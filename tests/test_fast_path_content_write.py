@@ -16,7 +16,7 @@ import pytest
 import respx
 
 from cms_fixtures import field_ids, make_datatype, make_route
-from modula.testing import running_app
+from modula.testing import deliver_outbox, running_app
 from modula_testing import token_client
 from test_fast_path import statements_of
 from test_fast_path_content import compiled, fast_path
@@ -197,6 +197,7 @@ async def test_plugins_watching_content_hear_a_fast_create(database_url, tmp_pat
         answered = compiled(app).answered
         node = (await admin.data(CREATE % "id", {"input": article(route, datatype)}))["createContent"]
         assert compiled(app).answered == answered + 1
+        await deliver_outbox(app)
         assert posted.call_count == 1
         body = json.loads(posted.calls[0].request.content)
         assert body["event"] == "content.created" and body["data"]["id"] == node["id"]

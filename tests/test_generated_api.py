@@ -16,7 +16,7 @@ import pytest
 import respx
 
 from cms_fixtures import make_content, make_datatype, make_route
-from modula_testing import GraphQLClient, running_app, token_client
+from modula_testing import GraphQLClient, deliver_outbox, running_app, token_client
 from test_plugins import BUNDLED, write_plugin
 
 LIB = r"""
@@ -371,12 +371,18 @@ async def test_webhooks_plugin_posts_after_content_is_created(database_url: str,
         await client.data('mutation { insertWebhooksSubscriptions(objects: [{event: "content.created", url: "https://hooks.example.com/content"}]) { affectedRows } }')
         route, datatype = await make_route(client), await make_datatype(client)
         node = await make_content(client, route, datatype)
+        assert posted.call_count == 0  # queued with the node, posted once it committed
+        assert (await deliver_outbox(app))["delivered"] == 2  # the after_commit hook, then its request
         assert posted.call_count == 1
         body = json.loads(posted.calls[0].request.content)
         assert body["event"] == "content.created" and body["data"]["id"] == node["id"]
         assert body["data"]["route_id"] == route["id"]
-        deliveries = await client.data("{ webhooksDeliveries { status subscription { event } } }")
-        assert deliveries["webhooksDeliveries"] == [{"status": 204, "subscription": {"event": "content.created"}}]
+        deliveries = await client.data("{ webhooksDeliveries { outboxId error subscription { event } } }")
+        [queued] = deliveries["webhooksDeliveries"]
+        assert queued["error"] is None and queued["subscription"] == {"event": "content.created"}
+        outbox = await client.data("{ deliveries(status: DELIVERED) { id kind target attempts } }")
+        assert {"id": queued["outboxId"], "kind": "http", "target": "POST https://hooks.example.com/content",
+                "attempts": 1} in outbox["deliveries"]
 
 
 async def test_a_foreign_key_to_a_core_table_is_an_object_field_of_the_core_type(database_url: str, tmp_path: Path):

@@ -189,7 +189,7 @@ async def test_a_plugin_whose_schema_does_not_fit_is_left_out_and_reported(admin
     assert swapped["loadedPlugins"] == ["notes"]
     [failure] = swapped["failures"]
     assert failure["plugin"] == "broken"
-    assert failure["message"].startswith("plugin broken: ") and reason in failure["message"]
+    assert failure["message"].startswith("plugin broken (init.lua:2): ") and reason in failure["message"]
     assert "BrokenRow" not in sdl(admin.app)
     body = await admin.execute("{ notesItems { title shout } notesCount }")
     assert body["data"] == {"notesItems": [{"title": "fine", "shout": "FINE"}], "notesCount": 1} and "errors" not in body

@@ -34,10 +34,11 @@ def test_a_new_plugin_passes_its_generated_test(tmp_path):
     result = _modula("plugins", "new", "notes", "--dir", "work", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "work" / "notes"
-    assert sorted(p.name for p in folder.iterdir()) == ["init.lua", "plugin.json", "test_notes.py"]
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == [
+        "init.lua", "plugin.json", "tests", "tests/test_notes.py"]
     assert 'name = "notes_items"' in (folder / "init.lua").read_text()
 
-    run = _pytest(str(folder / "test_notes.py"), cwd=tmp_path)
+    run = _pytest(str(folder / "tests" / "test_notes.py"), cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "2 passed" in run.stdout
 
@@ -134,4 +135,52 @@ def test_the_fixture_fails_the_test_with_the_reason_a_plugin_did_not_load(tmp_pa
         "    await modula_plugin(Path(__file__).parent / 'broken')\n")
     run = _pytest("test_broken.py", cwd=tmp_path)
     assert run.returncode == 1
-    assert "plugin broken did not load: plugin broken: plugin.query brokenThing: unknown output type Nope" in run.stdout
+    assert "plugin broken did not load: plugin broken (init.lua:1): plugin.query brokenThing: unknown output type Nope" in run.stdout
+
+
+def test_check_names_the_line_and_the_nearest_type_of_an_unknown_type(tmp_path):
+    plugin = _plugin(tmp_path, "forum", 'plugin.define_table({ name = "forum_threads", fields = {\n'
+                                        '    {name = "thread_id", type = "integer", primary_key = true},\n}})\n\n'
+                                        'plugin.query{ name = "forumLatest", returns = "[ForumThreads!]!",\n'
+                                        '  handler = function() return {} end }\n')
+    result = _modula("plugins", "check", plugin.name, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == ("forum/init.lua:5: plugin forum: plugin.query forumLatest: unknown output type "
+                             "ForumThreads — did you mean ForumThread?\n")
+
+
+def test_install_names_the_line_and_the_nearest_table_of_a_hook(tmp_path):
+    _plugin(tmp_path / "src", "forum", 'plugin.define_table({ name = "forum_threads", fields = {\n'
+                                       '    {name = "thread_id", type = "integer", primary_key = true},\n}})\n'
+                                       'plugin.on("after_insert", "forum_thread", function(row) end)\n')
+    result = _modula("plugins", "install", "src/forum", cwd=tmp_path)
+    assert result.returncode == 1
+    error, fix = result.stderr.splitlines()[-2:]
+    assert error == ("modula: error: src/forum/init.lua:4: plugin forum: hook after_insert names table 'forum_thread', "
+                     "which the plugin does not define — did you mean forum_threads?")
+    assert fix.startswith("  fix: correct init.lua at that line")
+    assert not (tmp_path / "plugins").exists()  # nothing installed, nothing copied
+
+
+def test_a_new_plugins_source_installs_into_the_plugins_directory_without_its_tests(tmp_path):
+    assert _modula("plugins", "new", "notes", "--dir", "src", cwd=tmp_path).returncode == 0
+    (tmp_path / "src" / "notes" / "tests" / "fixtures.lua").write_text("-- a test helper\n")
+    result = _modula("plugins", "install", "src/notes", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    served = tmp_path / "plugins" / "notes"
+    assert sorted(p.relative_to(served).as_posix() for p in served.rglob("*")) == ["init.lua", "plugin.json"]
+    exported = _modula("plugins", "export", "notes", "as-stored", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    assert sorted(p.name for p in (tmp_path / "as-stored").iterdir()) == ["init.lua", "plugin.json"]
+
+
+def test_install_warns_of_a_table_change_under_the_same_version(tmp_path):
+    table = ('plugin.define_table({ name = "notes_items", fields = {\n'
+             '    {name = "item_id", type = "integer", primary_key = true},\n{extra}}})\n')
+    source = _plugin(tmp_path / "src", "notes", table.replace("{extra}", ""))
+    assert _modula("plugins", "install", "src/notes", cwd=tmp_path).returncode == 0
+    (source / "init.lua").write_text(table.replace("{extra}", '    {name = "body", type = "text"},\n'))
+    result = _modula("plugins", "install", "src/notes", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert ("warning: plugin notes: its schema changed (add column notes_items.body) but its version is still 1.0.0: "
+            'bump "version" in plugin.json') in result.stderr

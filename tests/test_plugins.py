@@ -12,6 +12,7 @@ import pytest
 import respx
 
 from modula.plugins.errors import PluginError
+from modula.testing import deliver_outbox
 
 BUNDLED = Path(__file__).resolve().parents[1] / "plugins"
 
@@ -136,8 +137,9 @@ async def test_webhooks_post_only_to_allowed_hosts(app):
             await session.execute(text(
                 "INSERT INTO webhooks_subscriptions (event, url) VALUES ('order', 'https://hooks.example.com/in'), "
                 "('order', 'https://evil.example.org/steal')"))
-    sent = await host.call("webhooks", operation(plugin, "deliverWebhook"), {"event": "order", "payload": {"id": 1}}, {})
-    assert sent == 1
+    queued = await host.call("webhooks", operation(plugin, "deliverWebhook"), {"event": "order", "payload": {"id": 1}}, {})
+    assert queued == 1 and route.call_count == 0
+    assert (await deliver_outbox(app))["delivered"] == 1
     assert route.call_count == 1
     import json
     assert json.loads(route.calls[0].request.content) == {"event": "order", "data": {"id": 1}}

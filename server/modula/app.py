@@ -21,10 +21,15 @@ from modula.db.connection import Database
 from modula.db.migrations import migrate
 from modula.db.notifications import AUTH_CHANNEL, SCHEMA_CHANNEL, ChangeListener
 from modula.graphql_http import graphql_endpoint
+from modula.logs import RequestIds
 from modula.lua.limits import Limits
 from modula.media.images import parse_sizes
 from modula.media.storage import storage_from_settings
 from modula.media_http import media_endpoint
+from modula.metrics import Metrics
+from modula.outbox.deliveries import Deliverer
+from modula.outbox.policy import DeliveryPolicy
+from modula.outbox.worker import OutboxWorker
 from modula.playground import assets, playground
 from modula.plugins.host import PluginHost
 from modula.schema.reloads import SchemaService
@@ -74,6 +79,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.listener = listener
             if settings.watch:
                 tasks.append(asyncio.create_task(schemas.watch()))
+            deliveries = OutboxWorker(database, Deliverer(plugins), DeliveryPolicy.from_settings(settings))
+            app.state.outbox = deliveries
+            app.state.metrics = metrics
+            if metrics is not None:
+                metrics.watch(app.state)
+            if settings.outbox_worker:
+                tasks.append(asyncio.create_task(deliveries.run()))
             try:
                 yield
             finally:
@@ -87,6 +99,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await database.disconnect()
 
     parse_sizes(settings.media_sizes)  # a bad MODULA_MEDIA_SIZES stops the server before it starts
+    metrics = Metrics() if settings.metrics else None
+    extra_routes = [Route("/metrics", metrics.endpoint, methods=["GET"])] if metrics else []
     return Starlette(
         debug=settings.debug,
         routes=[
@@ -98,8 +112,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/media/{media_id:int}/{size}/{filename}", media_endpoint, methods=["GET"]),
             Route("/playground", playground, methods=["GET"]),
             Mount("/playground/assets", app=assets, name="playground_assets"),
+            *extra_routes,
         ],
-        middleware=_cors(settings),
+        middleware=[Middleware(RequestIds, log_requests=settings.access_log), *_cors(settings)],
         lifespan=lifespan,
     )
 

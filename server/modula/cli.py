@@ -31,6 +31,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         plugins_dir=Path(args.plugins_dir) if getattr(args, "plugins_dir", None) else None,
         workers=getattr(args, "workers", None),
         access_log=True if getattr(args, "access_log", False) else None,
+        log_format=getattr(args, "log_format", None),
     )
 
 
@@ -108,17 +109,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from modula.app import create_app
+    import logging.config
+
     from modula.cli_errors import shown_url
+    from modula.logs import FORMATS, logging_config
+    from modula.progress import LoggedProgress
     from modula.serving import listen, run_workers
 
     settings = _settings(args)
     if settings.workers < 1:
         raise CommandError(f"--workers must be 1 or more, not {settings.workers}", "give --workers N with N >= 1")
+    if settings.log_format not in FORMATS:
+        raise CommandError(f"unknown log format {settings.log_format!r}",
+                           f"give --log-format (or MODULA_LOG_FORMAT) one of {', '.join(FORMATS)}")
+    log_config = logging_config(settings.log_format)
+    logging.config.dictConfig(log_config)  # for what `prepare` logs too (plugin installs)
     listening = listen(settings.host, settings.port)
+
+    # Migrations are reported as lines, or as log records where every line must be JSON.
+    progress = Progress() if settings.log_format == "text" else LoggedProgress(logging.getLogger("modula.migrations"))
 
     async def prepare() -> None:  # migrate here, where progress and errors reach the user as lines
         # One connection is enough here; each server opens its own pool afterwards.
-        async with _connected(settings.with_(database_pool_size=1), Progress()) as database:
+        async with _connected(settings.with_(database_pool_size=1), progress) as database:
             if settings.workers > 1:
                 # Installs and upgrades happen here, once; the workers then only load what is installed.
                 from modula.lua.limits import Limits
@@ -140,8 +153,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
           flush=True)
 
     def serve() -> None:
-        config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, log_level="info",
-                                access_log=settings.access_log)
+        # The line per request is the app's own (modula.request, with the request id and operation).
+        config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, log_config=log_config,
+                                access_log=False)
         uvicorn.Server(config).run(sockets=[listening])
 
     if settings.workers == 1:
@@ -255,7 +269,9 @@ def _check_schema(host, plugin, shown: Path, progress: Progress) -> None:
 
     result = build([plugin], host)
     if plugin.name in result.failures:
-        raise CommandError(f"{shown / 'init.lua'}: {result.failures[plugin.name]} (its tables are in place)",
+        location = result.locations.get(plugin.name)
+        message = result.failures[plugin.name].replace(f" ({location})", "", 1) if location else result.failures[plugin.name]
+        raise CommandError(f"{shown / (location or 'init.lua')}: {message} (its tables are in place)",
                            f"correct init.lua in the plugins directory, then `modula plugins reload {plugin.name}`")
     core, extended = build_schema()._schema, result.schema._schema
     new_types = sum(1 for name in extended.type_map if name not in core.type_map and not name.startswith("__"))
@@ -270,14 +286,15 @@ def cmd_plugins_install(args: argparse.Namespace) -> int:
     async def work(host, settings, progress):
         # Install from the source, and copy it into the plugins directory only once its tables and
         # registry row are in place: a failed install leaves the folder of the installed version
-        # alone. From then on folder and registry must agree, whatever the schema check says.
+        # alone. From then on folder and registry must agree, whatever the schema check says: the
+        # copy is exactly the files stored (plugin.json and the Lua code; not its tests).
         plugin = await _install(host, source.resolve(), source, progress)
         target = settings.plugins_dir.resolve() / plugin.name
         if source.resolve() != target:
             try:
                 if target.exists():
                     shutil.rmtree(target)
-                shutil.copytree(source, target)
+                plugin.manifest.files.write(target)
             except OSError as exc:
                 raise CommandError(f"installed {plugin.name}, but could not copy it to {target}: {exc.strerror}",
                                    "make the plugins directory writable (or choose another with --plugins-dir) "
@@ -333,8 +350,9 @@ def cmd_plugins_new(args: argparse.Namespace) -> int:
     from modula.plugins.scaffold import scaffold
 
     folder = scaffold(args.name, Path(args.dir))
-    print(f"created {folder}: plugin.json, init.lua, test_{args.name}.py")
-    print(f"test it with `pytest {folder}`; check it with `modula plugins check {folder}`")
+    print(f"created {folder}: plugin.json, init.lua, tests/test_{args.name}.py")
+    print(f"test it with `pytest {folder}`; check it with `modula plugins check {folder}`; "
+          f"serve it with `modula plugins install {folder}`")
     return 0
 
 
@@ -557,7 +575,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, metavar="N",
                        help="server processes sharing the port, each a whole server on the one database "
                             "(default 1; env MODULA_WORKERS; more than 1 wants PostgreSQL)")
-    serve.add_argument("--access-log", action="store_true", help="log a line per request (env MODULA_ACCESS_LOG=1)")
+    serve.add_argument("--access-log", action="store_true",
+                       help="log a line per request: request id, operation, status, duration (env MODULA_ACCESS_LOG=1)")
+    serve.add_argument("--log-format", choices=("text", "json"),
+                       help="log lines as text (the default) or one JSON object per line (env MODULA_LOG_FORMAT)")
 
     command(commands, "migrate", "apply the core schema migrations and exit",
             "Apply the core schema migrations not yet applied, reporting each, and exit.\n"
@@ -597,11 +618,14 @@ def build_parser() -> argparse.ArgumentParser:
                      cmd_plugins_remove, [database, plugins_dir])
     remove.add_argument("name", help="the plugin's name, as `modula plugins list` shows it")
     new = command(plugin_commands, "new", "scaffold a plugin: manifest, init.lua and a test",
-                  "Create a plugin folder NAME with plugin.json, an init.lua declaring a table, a query and a\n"
-                  "hook, and a pytest file that tests it.\n\nexample:\n  modula plugins new notes --dir plugins-src",
+                  "Create the source folder DIR/NAME of a plugin: plugin.json, an init.lua declaring a table,\n"
+                  "a query and a hook, and tests/test_NAME.py that tests it. The source lives outside the\n"
+                  "plugins directory; `modula plugins install DIR/NAME` stores and copies the plugin's code\n"
+                  "there (not its tests).\n\nexample:\n  modula plugins new notes --dir plugins-src",
                   cmd_plugins_new)
     new.add_argument("name", help="the plugin's name: lower-case letters, digits and _, starting with a letter")
-    new.add_argument("--dir", default=".", help="folder to create the plugin in (default: the current folder)")
+    new.add_argument("--dir", default=".",
+                     help="folder to create the plugin's source in (default: the current folder), not the plugins directory")
     check = command(plugin_commands, "check", "validate a plugin folder and print the GraphQL it adds",
                     "Validate a plugin on a throwaway database (the real one is not touched) and print the\n"
                     "GraphQL it adds to stdout. Problems go to stderr as FILE:LINE: message; exit 1 then.\n\n"

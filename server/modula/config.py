@@ -54,6 +54,10 @@ class Settings:
     # database), and uvicorn's line per request (off: it costs a few percent of every request).
     workers: int = 1
     access_log: bool = False
+    # `modula serve`'s log lines on stderr: `text` (the default) or `json`, one object per line with
+    # time, level, logger, message and, where they apply, the request id, operation, status and
+    # duration (request lines) or the plugin (its `log.*` and `print` lines).
+    log_format: str = "text"
     # Database connections held open by each process: None is 4 on SQLite, 10 on PostgreSQL. A
     # plugin's role has its own pool on PostgreSQL, of `plugin_pool_size` connections at most.
     database_pool_size: int | None = None
@@ -89,6 +93,19 @@ class Settings:
     # be left out (`medium:800x` is 800 wide); without crop the image fits inside the box; `:webp`
     # writes that size as WebP (a WebP variant beside the others: `medium-webp:800x:webp`).
     media_sizes: tuple[str, ...] = ("thumbnail:150x150:crop", "medium:800x")
+    # The outbox (after-commit delivery, modula/outbox/): whether this process runs a worker, the
+    # attempts before an entry is dead, the backoff before the second attempt (doubled after each
+    # failure, up to the max), deliveries of one plugin at once, the lease a claimed entry is held
+    # for (a killed worker's entries are delivered again after it) and the poll when idle.
+    outbox_worker: bool = True
+    outbox_max_attempts: int = 8
+    outbox_backoff_seconds: float = 1.0
+    outbox_backoff_max_seconds: float = 300.0
+    outbox_per_plugin: int = 4
+    outbox_lease_seconds: float = 60.0
+    outbox_poll_seconds: float = 0.25
+    # /metrics in the Prometheus text format (modula/metrics.py); off: no such route.
+    metrics: bool = False
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -140,6 +157,8 @@ class Settings:
             settings = replace(settings, workers=int(env["MODULA_WORKERS"]))
         if env.get("MODULA_ACCESS_LOG", "").lower() in ("1", "true", "yes"):
             settings = replace(settings, access_log=True)
+        if env.get("MODULA_LOG_FORMAT"):
+            settings = replace(settings, log_format=env["MODULA_LOG_FORMAT"].strip().lower())
         if env.get("MODULA_CORS_ORIGINS"):  # comma-separated
             origins = (origin.strip().rstrip("/") for origin in env["MODULA_CORS_ORIGINS"].split(","))
             settings = replace(settings, cors_origins=tuple(origin for origin in origins if origin))
@@ -160,6 +179,16 @@ class Settings:
             if f"MODULA_{name.upper()}" in env:
                 items = (item.strip() for item in env[f"MODULA_{name.upper()}"].split(","))
                 settings = replace(settings, **{name: tuple(item for item in items if item)})
+        if env.get("MODULA_METRICS", "").lower() in ("1", "true", "yes"):
+            settings = replace(settings, metrics=True)
+        if env.get("MODULA_OUTBOX_WORKER", "").lower() in ("0", "false", "no"):
+            settings = replace(settings, outbox_worker=False)
+        for name in ("outbox_max_attempts", "outbox_per_plugin"):
+            if env.get(f"MODULA_{name.upper()}"):
+                settings = replace(settings, **{name: int(env[f"MODULA_{name.upper()}"])})
+        for name in ("outbox_backoff_seconds", "outbox_backoff_max_seconds", "outbox_lease_seconds", "outbox_poll_seconds"):
+            if env.get(f"MODULA_{name.upper()}"):
+                settings = replace(settings, **{name: float(env[f"MODULA_{name.upper()}"])})
         return settings
 
     def with_(self, **changes) -> Settings:

@@ -6,7 +6,8 @@ Services raise these; the GraphQL layer turns them into `extensions.code` and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 InputPath = tuple[str | int, ...]
@@ -21,6 +22,12 @@ def format_path(path: Sequence[str | int]) -> str:
         else:
             out += f".{part}" if out else part
     return out
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """" — did you mean ForumThread?" when one of `known` is close to `name` (difflib), else ""."""
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f" — did you mean {close[0]}?" if close else ""
 
 
 class ModulaError(Exception):

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
+import re
+import time
 from typing import Any
 
 from graphql import GraphQLError, OperationDefinitionNode
@@ -37,6 +38,8 @@ from strawberry.types.graphql import OperationType
 from modula.auth.viewer import AuthenticationError, resolve_viewer
 from modula.config import Settings
 from modula.db.storable import unstorable
+from modula.logs import current_request, new_request_id
+from modula.metrics import operation_type, outcome
 from modula.playground import playground_page, wants_playground
 from modula.schema.compiled.run import RawJSON
 from modula.schema.context import RequestContext
@@ -72,16 +75,29 @@ async def graphql_endpoint(request: Request) -> Response:
     A browser opening /graphql gets the playground instead."""
     if wants_playground(request):
         return HTMLResponse(playground_page())
-    request_id = _new_request_id()
+    served = current_request()  # RequestIds (the app's middleware) made it and puts it in the header
+    request_id = served.id if served is not None else new_request_id()
     response = await _answer(request, request_id)
-    response.headers["X-Request-ID"] = request_id
+    if served is None:
+        response.headers["X-Request-ID"] = request_id
     return response
 
 
-def _new_request_id() -> str:
-    """32 hex digits, like a uuid4's, for naming a request in logs: unique enough, not a secret,
-    so from the process's pseudo-random generator (uuid4 asks the kernel for bytes every time)."""
-    return f"{random.getrandbits(128):032x}"
+_OPERATION_NAME = re.compile(r"^\s*(?:query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]*)")
+
+
+def _note_operation(params: dict[str, Any]) -> None:
+    """Tell the request's log line which operation ran: `operationName`, else the document's first
+    operation's name (when it starts the document); a batch's names are joined with commas."""
+    served = current_request()
+    if served is None:
+        return
+    name = params.get("operationName")
+    if not name and isinstance(params.get("query"), str):
+        match = _OPERATION_NAME.match(params["query"])
+        name = match.group(1) if match else None
+    if name:
+        served.operation = f"{served.operation},{name}" if served.operation else name
 
 
 async def _answer(request: Request, request_id: str) -> Response:
@@ -104,6 +120,7 @@ async def _answer_with(request: Request, request_id: str, media_type: str, stage
         return _json({"errors": [exc.error()]}, media_type, status=exc.status, headers=exc.headers)
 
     safe = request.method != "POST"  # GET or HEAD: the route allows no other method
+    metrics = getattr(state, "metrics", None)
     with state.live_schema.use() as served:
         # Lazy: a request holds a connection only from its first statement (a warmed fast-path read or
         # a plugin handler that runs no SQL holds none), so long Lua calls do not starve the pool.
@@ -123,17 +140,23 @@ async def _answer_with(request: Request, request_id: str, media_type: str, stage
                     # A batch runs its operations one after another, as the same viewer on the same
                     # connection; each gets its own context so that its loaders see what earlier ones wrote.
                     for number, params in enumerate(operations):
+                        _note_operation(params)
                         context = RequestContext(session=session, settings=state.settings, request=request,
                                                  schemas=state.schemas, viewer=viewer, response_cookies=cookies,
                                                  request_id=request_id, media_storage=state.media_storage, uploads=unit)
                         if unit is not None:
                             unit.operation = number
+                        started = time.perf_counter()
                         try:
                             answers.append(await _execute(served.schema, params, context, safe=safe))
                         except InvalidOperationTypeError:  # checked before validation: nothing ran
                             message = "mutations and subscriptions are not allowed over GET; use POST"
                             return _json({"errors": [{"message": message}]}, media_type, status=405,
                                          headers={"Allow": "POST"})
+                        if metrics is not None:
+                            body, status = answers[-1]
+                            metrics.observe_request(operation_type(params.get("query"), params.get("operationName")),
+                                                    outcome(body, status), time.perf_counter() - started)
                     if unit is not None and unit.failed(answers):
                         raise Undo
             except Undo:

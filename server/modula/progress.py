@@ -37,6 +37,18 @@ class Progress:
         return _LogCounter(label, total, unit, self.stream)
 
 
+class LoggedProgress(Progress):
+    """Steps as records of `logger` rather than bare lines: `serve --log-format json` keeps every
+    line of stderr one JSON object. Counters count silently."""
+
+    def __init__(self, logger) -> None:
+        super().__init__(quiet=True)
+        self.logger = logger
+
+    def step(self, message: str) -> None:
+        self.logger.info("%s", message)
+
+
 class Counter:
     """Counts silently; the subclasses show the count."""
 

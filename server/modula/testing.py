@@ -3,6 +3,7 @@ as real users (created as `modula users create` creates them)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 
 from modula.app import create_app
 from modula.config import Settings
+from modula.db import outbox
 
 
 @contextlib.asynccontextmanager
@@ -23,13 +25,31 @@ async def running_app(database_url: str, *, plugins_dir: Path | None = None, **s
     that count the statements of a request. Nor does it keep viewers in memory unless
     `viewer_cache=True` is given: tests that change credentials with raw SQL, and those that
     count a request's statements, see the database's answer on every request, as before the
-    cache (tests/test_viewer_cache.py covers the cache)."""
+    cache (tests/test_viewer_cache.py covers the cache). Nor does it run the outbox worker unless
+    `outbox_worker=True` is given (its poll too would land in counted statements): a test
+    delivers what is queued with `deliver_outbox(app)`."""
     settings.setdefault("follow_interval", 3600.0)
+    settings.setdefault("outbox_worker", False)
     settings.setdefault("listen", False)  # nor LISTEN, for the same reason, unless asked for
     settings.setdefault("viewer_cache", False)
     app = create_app(Settings(database_url=database_url, plugins_dir=plugins_dir or Path("plugins"), **settings))
     async with app.router.lifespan_context(app):
         yield app
+
+
+async def deliver_outbox(app, *, timeout: float = 10.0) -> dict[str, int]:
+    """Run the app's outbox worker until no entry is pending (each delivered or dead) or `timeout`
+    seconds passed (entries waiting out a backoff are waited for); returns the counts by status."""
+    worker, loop = app.state.outbox, asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        await worker.step()
+        await worker.drain()
+        async with app.state.database.session() as session:
+            counts = await outbox.counts(session)
+        if counts[outbox.PENDING] == 0 or loop.time() >= deadline:
+            return counts
+        await asyncio.sleep(0.02)
 
 
 class GraphQLClient:

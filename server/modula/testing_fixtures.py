@@ -11,7 +11,6 @@ Tests are async: set `asyncio_mode = "auto"` for pytest-asyncio or mark them `py
 from __future__ import annotations
 
 import contextlib
-import shutil
 from pathlib import Path
 
 import pytest
@@ -52,8 +51,7 @@ async def modula_plugin(tmp_path_factory):
             names = []
             for path in paths:
                 manifest = read_manifest(Path(path).resolve())
-                shutil.copytree(manifest.folder, plugins_dir / manifest.name,
-                                ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "*.pyc"))
+                manifest.files.write(plugins_dir / manifest.name)  # what `plugins install` copies
                 names.append(manifest.name)
             app = await stack.enter_async_context(
                 running_app(f"sqlite:///{root / 'modula.db'}", plugins_dir=plugins_dir, **settings))

@@ -31,7 +31,7 @@ async def test_declarations_are_collected_as_plain_data(host):
         FieldDecl("name", "text", not_null=True),
         FieldDecl("price", "real", default=0),
         FieldDecl("category_id", "integer", foreign_key="shop_categories"),
-    ], indexes=[["price"]], unique=[["name"]])]
+    ], indexes=[["price"]], unique=[["name"]], location="init.lua:2")]
     query, mutation = decls.operations
     assert (query.kind, query.name, query.args, query.returns, query.description) == (
         "query", "cheapProducts", {"limit": "Int"}, "[ShopProduct!]!", "Products under 10")
@@ -44,6 +44,9 @@ async def test_declarations_are_collected_as_plain_data(host):
     assert decls.inputs[0].name == "StockInput"
     (hook,) = decls.hooks
     assert (hook.event, hook.table, hook.handler.kind) == ("before_insert", "shop_products", "hook")
+    # where each was declared, for problems found after init.lua ran (unknown types, hook tables)
+    assert [d.location for d in (query, mutation, field, decls.types[0], decls.inputs[0], hook)] == [
+        "init.lua:8", "init.lua:10", "init.lua:12", "init.lua:15", "init.lua:16", "init.lua:17"]
 
     assert await runtime.call(field.handler, ({"price": 10}, {"rate": 0.5}), {}, host) == 15.0
     assert await runtime.call(hook.handler, {"name": "mug"}, {}, host) == {"name": "MUG"}

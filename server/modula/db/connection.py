@@ -137,6 +137,10 @@ class Database:
         async with self.session() as session:
             await session._raw("PRAGMA wal_checkpoint(PASSIVE)")
 
+    def pool_usage(self) -> dict[str, int]:
+        """The host pool's connections (see `pools.ConnectionPool.usage`); empty when not connected."""
+        return self._pool.usage() if self._pool is not None else {}
+
     def observe(self, observer: StatementObserver) -> Callable[[], None]:
         """Call `observer(sql)` for every statement run; returns a function that stops it."""
         self._observers.append(observer)

@@ -294,3 +294,22 @@ plugin_roles = sa.Table(
     sa.Column("role", sa.String(63), nullable=False),
     sa.Column("password", sa.String(128), nullable=False),
 )
+
+# Side effects delivered after their change committed (sql/*/0015_outbox.sql, modula/outbox/).
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("plugin", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("locked_until", UTCDateTime),
+    sa.Column("locked_by", sa.String(64)),
+    sa.Column("last_error", sa.Text),
+    _created(),
+    sa.Column("delivered_at", UTCDateTime),
+    sa.Index("ix_outbox_due", "status", "next_attempt_at"),
+)

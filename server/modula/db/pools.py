@@ -66,6 +66,10 @@ class ConnectionPool:
         self._closed = False
         self._all_back = asyncio.Event()
 
+    def usage(self) -> dict[str, int]:
+        """Connections now: the size, open, idle (open and not lent), and tasks waiting for one."""
+        return {"size": self.size, "open": self._open_count, "idle": len(self._idle), "waiting": len(self._waiters)}
+
     async def open(self) -> None:
         self._closed = False
         while self._eager and self._open_count < self.size:

@@ -36,6 +36,9 @@ class TableDecl:
     fields: list[FieldDecl]
     indexes: list[list[str]] = field(default_factory=list)
     unique: list[list[str]] = field(default_factory=list)
+    graphql_type: str | None = None  # `graphql = {type = "ForumAnalysis"}`: instead of the inflected name
+    graphql_list: str | None = None  # `graphql = {list = "forumAnalyses"}`
+    location: str | None = None
 
 
 @dataclass
@@ -46,6 +49,7 @@ class OperationDecl:
     returns: str
     handler: HandlerRef
     description: str | None = None
+    location: str | None = None  # "init.lua:12", where init.lua declared it
 
 
 @dataclass
@@ -56,6 +60,7 @@ class FieldResolverDecl:
     returns: str
     handler: HandlerRef
     description: str | None = None
+    location: str | None = None  # "init.lua:12", where init.lua declared it
 
 
 @dataclass
@@ -63,6 +68,7 @@ class TypeDecl:
     name: str
     fields: dict[str, str]
     description: str | None = None
+    location: str | None = None  # "init.lua:12", where init.lua declared it
 
 
 @dataclass
@@ -70,6 +76,7 @@ class InputDecl:
     name: str
     fields: dict[str, str]
     description: str | None = None
+    location: str | None = None  # "init.lua:12", where init.lua declared it
 
 
 @dataclass
@@ -77,6 +84,7 @@ class HookDecl:
     event: str
     table: str
     handler: HandlerRef
+    location: str | None = None
 
 
 @dataclass

@@ -66,6 +66,9 @@ class HostRequest:
         if op == "http":
             method, url, headers, body, timeout = self._http(self._from_lua("http.request", _arg(args, 0)))
             return lambda remaining: host.http_request(method, url, headers, body, min(timeout, remaining))
+        if op == "enqueue":
+            method, url, headers, body, timeout = self._http(self._from_lua("http.enqueue", _arg(args, 0)), "http.enqueue")
+            return lambda remaining: host.http_enqueue(method, url, headers, body, timeout)
         raise RequestRefused(f"unknown request {op!r}")
 
     async def _begin(self) -> int:
@@ -108,30 +111,30 @@ class HostRequest:
         except ConversionError as error:
             raise RequestRefused(f"{op}: {error}") from None
 
-    def _http(self, spec: Any) -> tuple[str, str, dict, str | None, float]:
+    def _http(self, spec: Any, name: str = "http.request") -> tuple[str, str, dict, str | None, float]:
         if not isinstance(spec, dict):
-            raise RequestRefused("http.request expects a table")
+            raise RequestRefused(f"{name} expects a table")
         method = str(spec.get("method", "GET")).upper()
         if method not in HTTP_METHODS:
-            raise RequestRefused(f"http.request: unsupported method {method!r}")
+            raise RequestRefused(f"{name}: unsupported method {method!r}")
         url = spec.get("url")
         if not isinstance(url, str):
-            raise RequestRefused("http.request: url must be a string")
+            raise RequestRefused(f"{name}: url must be a string")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise RequestRefused("http.request: url must be an absolute http(s) URL")
+            raise RequestRefused(f"{name}: url must be an absolute http(s) URL")
         if not host_allowed(url, self._http_hosts):
-            raise RequestRefused(f"http.request: host {parts.hostname!r} is not allowed "
+            raise RequestRefused(f"{name}: host {parts.hostname!r} is not allowed "
                                  "for this plugin")
         headers = spec.get("headers", {})
         if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-            raise RequestRefused("http.request: headers must map names to strings")
+            raise RequestRefused(f"{name}: headers must map names to strings")
         body = spec.get("body")
         if body is not None and not isinstance(body, str):
-            raise RequestRefused("http.request: body must be a string")
+            raise RequestRefused(f"{name}: body must be a string")
         timeout = spec.get("timeout", DEFAULT_HTTP_TIMEOUT)
         if not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise RequestRefused("http.request: timeout must be a positive number of seconds")
+            raise RequestRefused(f"{name}: timeout must be a positive number of seconds")
         return method, url, headers, body, float(timeout)
 
 

@@ -425,6 +425,12 @@ local function http_request(request)
   return (host_call("http", request))
 end
 
+-- Queued in the call's transaction (or on its own when none is open), sent after it commits.
+local function http_enqueue(request)
+  if type(request) ~= "table" then error("http.enqueue expects a table", 2) end
+  return (host_call("enqueue", request))
+end
+
 local function log_with(level)
   return function(...)
     local parts = {}
@@ -473,7 +479,11 @@ local function declare(kind, spec, handler_kind)
     handlers[#handlers + 1] = fields.handler
     fields.handler = #handlers
   end
-  local ok, err = py_declare(kind, fields)
+  -- Where init.lua made the declaration (the caller of plugin.*), for problems found later.
+  local caller = debug_getinfo(3, "Sl")
+  local where = caller and caller.currentline and caller.currentline > 0
+    and (caller.short_src .. ":" .. caller.currentline) or nil
+  local ok, err = py_declare(kind, fields, where)
   if not ok then error(err, 3) end
 end
 
@@ -523,7 +533,7 @@ local basics = {
   plugin = plugin, query = query, query_one = query_one, exec = exec, insert = insert,
   begin_transaction = begin_transaction, transaction = transaction,
   json = json, log = {info = log_with("info"), warn = log_with("warn"), error = log_with("error")},
-  http = {request = http_request},
+  http = {request = http_request, enqueue = http_enqueue},
 }
 for k, v in next, basics do env[k] = v end
 env._G = env

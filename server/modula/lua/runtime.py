@@ -114,6 +114,7 @@ class PluginRuntime:
                                  over_cap=self._over_memory_cap,
                                  max_plain_bytes=limits.memory_bytes)
         self._collector: DeclarationCollector | None = None
+        self._load_log_extra: dict[str, Any] = {}
         self._active: _Call | None = None
         self._loaded = False
         self._closed = False
@@ -125,8 +126,11 @@ class PluginRuntime:
         on the event loop use ``load_async``)."""
         return self._submit(self._load, source, chunkname).result()
 
-    async def load_async(self, source: str, chunkname: str = "init.lua") -> Declarations:
-        """``load`` for the event loop: init.lua runs on the runtime's thread."""
+    async def load_async(self, source: str, chunkname: str = "init.lua", *,
+                         log_extra: dict[str, Any] | None = None) -> Declarations:
+        """``load`` for the event loop: init.lua runs on the runtime's thread. ``log_extra`` goes
+        with the lines init.lua logs (such as the id of the request that loads the plugin)."""
+        self._load_log_extra = dict(log_extra or {})
         return await asyncio.wrap_future(self._submit(self._load, source, chunkname))
 
     def _load(self, source: str, chunkname: str) -> Declarations:
@@ -376,15 +380,17 @@ class PluginRuntime:
         call = self._active
         if call is not None and call.host is not None:
             call.host.log(level.decode(), text)
-        else:
-            logger.log(logging.getLevelName(level.decode().upper().replace("WARN", "WARNING")),
-                       "plugin %s: %s", self.plugin_name, text)
+        else:  # init.lua, loading: no call; a line as a handler's would be (see PluginCall.log)
+            logging.getLogger(f"modula.plugin.{self.plugin_name}").log(
+                logging.getLevelName(level.decode().upper().replace("WARN", "WARNING")), "%s", text,
+                extra={**self._load_log_extra, "plugin": self.plugin_name, "plugin_level": level.decode()})
 
-    def _declare(self, kind: bytes, spec: Any) -> tuple[bool, bytes | None]:
+    def _declare(self, kind: bytes, spec: Any, where: bytes | None = None) -> tuple[bool, bytes | None]:
         if self._collector is None:
             return False, b"declarations are only allowed while init.lua loads"
         try:
-            self._collector.declare(kind.decode(), self._values.from_lua(spec, self._deadline()))
+            self._collector.declare(kind.decode(), self._values.from_lua(spec, self._deadline()),
+                                    where.decode("utf-8", "replace") if where else None)
         except (DeclarationError, ConversionError) as error:
             return False, str(error).encode()
         return True, None

@@ -13,7 +13,7 @@ GRAPHQL_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
 GRAPHQL_TYPE = re.compile(r"^(\[)?[_A-Za-z][_0-9A-Za-z]*!?(?(1)\]!?)$")
 COLUMN_TYPES = ("integer", "real", "numeric", "text", "boolean", "date", "datetime", "json", "blob")
 HOOK_EVENTS = ("before_insert", "after_insert", "before_update", "after_update",
-               "before_delete", "after_delete")
+               "before_delete", "after_delete", "after_commit")
 
 
 class DeclarationError(Exception):
@@ -27,16 +27,18 @@ class DeclarationCollector:
         self.plugin = plugin
         self.result = Declarations()
 
-    def declare(self, kind: str, spec: Any) -> None:
+    def declare(self, kind: str, spec: Any, location: str | None = None) -> None:
+        """Check one declaration; `location` ("init.lua:12") is kept with it, so problems found
+        later (an unknown type, a table the database refuses) name the line too."""
         if not isinstance(spec, dict):
             raise DeclarationError(f"plugin.{kind} expects a table with named fields")
         handler = {"define_table": self._table, "query": self._operation,
                    "mutation": self._operation, "field": self._field, "type": self._type,
                    "input": self._type, "on": self._hook}[kind]
-        handler(kind, spec)
+        handler(kind, spec, location)
 
-    def _table(self, kind: str, spec: dict) -> None:
-        _only(kind, spec, {"name", "fields", "indexes", "unique"})
+    def _table(self, kind: str, spec: dict, location: str | None) -> None:
+        _only(kind, spec, {"name", "fields", "indexes", "unique", "graphql"})
         name = _required_str(kind, spec, "name")
         if not TABLE_NAME.match(name) or not name.startswith(self.plugin + "_"):
             raise DeclarationError(
@@ -56,18 +58,45 @@ class DeclarationCollector:
             raise DeclarationError(f"table {name!r} needs a primary key column")
         indexes = _column_lists(name, "indexes", spec.get("indexes", []), names)
         unique = _column_lists(name, "unique", spec.get("unique", []), names)
-        self.result.tables.append(TableDecl(name, fields, indexes, unique))
+        graphql_type, graphql_list = self._graphql_names(name, spec.get("graphql"))
+        self.result.tables.append(TableDecl(name, fields, indexes, unique, graphql_type, graphql_list, location))
 
-    def _operation(self, kind: str, spec: dict) -> None:
+    def _graphql_names(self, table: str, raw: Any) -> tuple[str | None, str | None]:
+        """`graphql = {type = "ForumAnalysis", list = "forumAnalyses"}`: the names the generated API
+        uses instead of the inflected ones (either may be left out)."""
+        if raw is None:
+            return None, None
+        if not isinstance(raw, dict) or not raw:
+            raise DeclarationError(f"table {table!r}: graphql must be a table such as "
+                                   '{type = "ForumAnalysis", list = "forumAnalyses"}')
+        _only(f"table {table!r} graphql", raw, {"type", "list"})
+        chosen = {}
+        for key, first in (("type", "an upper-case"), ("list", "a lower-case")):
+            value = raw.get(key)
+            if value is None:
+                continue
+            if (not isinstance(value, str) or not GRAPHQL_NAME.match(value) or value.startswith("__")
+                    or value[0] != (value[0].upper() if key == "type" else value[0].lower()) or not value[0].isalpha()):
+                raise DeclarationError(f"table {table!r}: graphql {key} {value!r} must be a GraphQL name "
+                                       f"starting with {first} letter (letters, digits and _)")
+            chosen[key] = value
+        for other in self.result.tables:
+            for key, value in chosen.items():
+                if value in (other.graphql_type, other.graphql_list):
+                    raise DeclarationError(f"table {table!r}: graphql {key} {value!r} is already the name of "
+                                           f"table {other.name!r}")
+        return chosen.get("type"), chosen.get("list")
+
+    def _operation(self, kind: str, spec: dict, location: str | None) -> None:
         _only(kind, spec, {"name", "args", "returns", "handler", "description"})
         name = _graphql_name(kind, spec)
         if any(op.kind == kind and op.name == name for op in self.result.operations):
             raise DeclarationError(f"{kind} {name!r} is declared twice")
         self.result.operations.append(OperationDecl(
             kind, name, _args(kind, spec), _type_ref(kind, spec, "returns"),
-            HandlerRef(spec["handler"], "operation"), _description(kind, spec)))
+            HandlerRef(spec["handler"], "operation"), _description(kind, spec), location))
 
-    def _field(self, kind: str, spec: dict) -> None:
+    def _field(self, kind: str, spec: dict, location: str | None) -> None:
         _only(kind, spec, {"type", "name", "args", "returns", "handler", "description"})
         owner = _required_str(kind, spec, "type")
         if not GRAPHQL_NAME.match(owner):
@@ -77,9 +106,9 @@ class DeclarationCollector:
             raise DeclarationError(f"field {owner}.{name} is declared twice")
         self.result.fields.append(FieldResolverDecl(
             owner, name, _args(kind, spec), _type_ref(kind, spec, "returns"),
-            HandlerRef(spec["handler"], "field"), _description(kind, spec)))
+            HandlerRef(spec["handler"], "field"), _description(kind, spec), location))
 
-    def _type(self, kind: str, spec: dict) -> None:
+    def _type(self, kind: str, spec: dict, location: str | None) -> None:
         _only(kind, spec, {"name", "fields", "description"})
         name = _graphql_name(kind, spec)
         taken = [t.name for t in self.result.types] + [i.name for i in self.result.inputs]
@@ -90,9 +119,9 @@ class DeclarationCollector:
             raise DeclarationError(f"{kind} {name!r}: fields must not be empty")
         decl_class = TypeDecl if kind == "type" else InputDecl
         target = self.result.types if kind == "type" else self.result.inputs
-        target.append(decl_class(name, fields, _description(kind, spec)))
+        target.append(decl_class(name, fields, _description(kind, spec), location))
 
-    def _hook(self, kind: str, spec: dict) -> None:
+    def _hook(self, kind: str, spec: dict, location: str | None) -> None:
         event = spec.get("event")
         if event not in HOOK_EVENTS:
             raise DeclarationError(
@@ -100,7 +129,7 @@ class DeclarationCollector:
         table = spec.get("table")
         if not isinstance(table, str) or not TABLE_NAME.match(table):
             raise DeclarationError(f"plugin.on: {table!r} is not a table name")
-        self.result.hooks.append(HookDecl(event, table, HandlerRef(spec["handler"], "hook")))
+        self.result.hooks.append(HookDecl(event, table, HandlerRef(spec["handler"], "hook"), location))
 
 
 def _column(table: str, raw: Any) -> FieldDecl:

@@ -15,13 +15,16 @@ import httpx
 
 from modula.db import column_values
 from modula.db.crud import crud_for
+from modula.db import outbox
 from modula.db.introspection import TableSpec
 from modula.db.names import quote_ident
+from modula.logs import current_request_id
 from modula.lua.host_requests import host_allowed
 from modula.plugins import outbound_http
 from modula.plugins.data import TableHooks, coerce_row
 from modula.plugins.errors import PluginError
 
+LUA_LEVELS = {"info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 MAX_HTTP_TIMEOUT = 30.0
 MAX_HTTP_BODY = 1_000_000
 
@@ -35,6 +38,8 @@ class PluginCall:
         self._hooks = hooks  # run by `insert` as by the generated mutations
         self._http = http_client
         self._log = logging.getLogger(f"modula.plugin.{plugin.name}")
+        # Made on the loop, read on the Lua thread (where the request's context variable is not set).
+        self._request_id = current_request_id()
 
     # SQL -------------------------------------------------------------------------------
     async def query(self, sql: str, params, tx: int | None) -> list[dict]:
@@ -68,8 +73,12 @@ class PluginCall:
         params = [column_values.for_raw_sql(spec.column(name).type, row[name]) for name in names]
         stored = crud_for(spec).decode_row((await self.sql.query(sql, params))[0])
         if self._hooks is not None:
-            await self._hooks.after(spec, "after_insert", stored, (table,))
+            await self._hooks.after(spec, "after_insert", stored, (table,), queue=self._queue_after_commit)
         return stored
+
+    async def _queue_after_commit(self, payload: dict) -> None:
+        """The row's after_commit hooks, queued in this call's transaction when one is open."""
+        await outbox.enqueue(self.sql.session, self.plugin.name, "hook", payload)
 
     # One transaction at a time: the confined runner keeps that state and refuses a second one.
     async def begin(self) -> int:
@@ -128,5 +137,19 @@ class PluginCall:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    async def http_enqueue(self, method: str, url: str, headers: dict, body: str | None, timeout: float) -> int:
+        """Queue the request in the outbox, in this call's transaction when one is open (the
+        caller's, or one the plugin began); the outbox worker sends it after that commits."""
+        parts = urlsplit(url)
+        if not host_allowed(url, self.plugin.manifest.http_hosts):
+            raise PluginError(self.plugin.name, f"http.enqueue: host {parts.hostname} is not listed in plugin.json permissions.http")
+        request = {"method": method.upper(), "url": url, "headers": headers or {}, "body": body,
+                   "timeout": min(max(float(timeout or 10.0), 0.1), MAX_HTTP_TIMEOUT)}
+        return await outbox.enqueue(self.sql.session, self.plugin.name, "http", request)
+
     def log(self, level: str, message: str) -> None:
-        getattr(self._log, {"warn": "warning"}.get(level, level), self._log.info)("%s", message)
+        """`log.info/warn/error` and `print`: a line of the server log, under `modula.plugin.NAME`,
+        with the plugin, its level and the request's id."""
+        self._log.log(LUA_LEVELS.get(level, logging.INFO), "%s", message,
+                      extra={"plugin": self.plugin.name, "plugin_level": level, "request_id": self._request_id})
+

@@ -70,7 +70,10 @@ async def _install_and_build(folder: Path, shown: Path, database_url: str, repor
         result = build([plugin], host)
         if plugin.name in result.failures:
             # a registration names a type or a name that does not fit: both come from init.lua
-            report.problems.append(_line(shown, "init.lua", result.failures[plugin.name]))
+            location = result.locations.get(plugin.name)
+            message = result.failures[plugin.name]
+            report.problems.append(_line(shown, location or "init.lua",
+                                         message.replace(f" ({location})", "", 1) if location else message))
             return
         report.sdl = added_sdl(build_schema()._schema, result.schema._schema)
     finally:

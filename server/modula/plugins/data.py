@@ -4,7 +4,8 @@ plugin's hooks run inside the same transaction.
 A nested insert goes level by level: the rows of one table in one statement, then each child
 table's rows (with the parent's generated key filled in) in one statement, and so on. Hooks see
 every row: `before_*` may return a changed row or raise to veto the whole mutation; `after_*`
-see the stored row. Any failure rolls everything back: the caller holds the transaction.
+see the stored row; `after_commit` is queued in the outbox with the row, to run once it commits.
+Any failure rolls everything back: the caller holds the transaction.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modula.db import column_values
+from modula.db import outbox
 from modula.db.connection import Session
 from modula.db.crud import OnConflict, crud_for
 from modula.db.introspection import TableSpec
@@ -59,20 +61,32 @@ class TableHooks:
                 row = coerce_row(spec, returned, path)
         return row
 
-    async def after(self, spec: TableSpec, event: str, row: Row, path: Path) -> None:
+    async def after(self, spec: TableSpec, event: str, row: Row, path: Path, queue=None) -> None:
+        """The `after_*` hooks, then, when the table has `after_commit` hooks, the change queued by
+        `queue` (async, payload -> None: the outbox, in the writer's transaction) for the outbox
+        worker to run them once it commits."""
         for hook in self.of(event, spec.name):
             await self._run_hook(hook, row, path)
+        if queue is not None and self.of("after_commit", spec.name):
+            await queue({"table": spec.name, "change": event.removeprefix("after_"), "row": row})
 
 
 class TableWriter:
     """One mutation's writes to one plugin's tables, on `session` (already in a transaction)."""
 
-    def __init__(self, session: Session, specs: dict[str, TableSpec], hooks: list[HookDecl], run_hook) -> None:
+    def __init__(self, session: Session, specs: dict[str, TableSpec], hooks: list[HookDecl], run_hook, *,
+                 plugin: str = "") -> None:
         self.session = session
+        self.plugin = plugin  # whose after_commit hooks are queued in the outbox
         self.specs = specs
         self._table_hooks = TableHooks(hooks, run_hook)
         self._before = self._table_hooks.before
-        self._after = self._table_hooks.after
+
+    async def _after(self, spec: TableSpec, event: str, row: Row, path: Path) -> None:
+        await self._table_hooks.after(spec, event, row, path, queue=self._queue)
+
+    async def _queue(self, payload: dict) -> None:
+        await outbox.enqueue(self.session, self.plugin, "hook", payload)
 
     def hooks(self, event: str, table: str) -> list[HookDecl]:
         return self._table_hooks.of(event, table)
@@ -106,7 +120,7 @@ class TableWriter:
     async def update(self, table: str, where: dict | None, values: Row, path: Path) -> list[Row]:
         spec = self.specs[table]
         crud = crud_for(spec)
-        if not self.hooks("before_update", table) and not self.hooks("after_update", table):
+        if not any(self.hooks(event, table) for event in ("before_update", "after_update", "after_commit")):
             return await crud.update(self.session, where=where, set=values)
         updated = []
         for i, old in enumerate(await crud.find(self.session, where=where, lock=True)):
@@ -120,7 +134,7 @@ class TableWriter:
     async def delete(self, table: str, where: dict | None, path: Path) -> list[Row]:
         spec = self.specs[table]
         crud = crud_for(spec)
-        if not self.hooks("before_delete", table) and not self.hooks("after_delete", table):
+        if not any(self.hooks(event, table) for event in ("before_delete", "after_delete", "after_commit")):
             return await crud.delete(self.session, where=where)
         deleted = []
         for i, old in enumerate(await crud.find(self.session, where=where, lock=True)):

@@ -15,6 +15,8 @@ from modula.plugins.errors import PluginError
 
 MANIFEST = "plugin.json"
 INIT = "init.lua"
+# A plugin's own tests stay where its source is: never stored, never copied into the plugins folder.
+TEST_FOLDERS = frozenset({"tests", "test", "spec"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,12 +46,19 @@ class PluginFiles:
         return written
 
 
+def is_plugin_code(relative: str) -> bool:
+    """Whether a .lua file (a path relative to the plugin folder) is code the plugin runs, not one
+    of its tests (under tests/, test/ or spec/, or named test_*.lua, *_test.lua or *_spec.lua)."""
+    *folders, name = PurePosixPath(relative).parts
+    return not (TEST_FOLDERS & set(folders) or name.startswith("test_") or name.endswith(("_test.lua", "_spec.lua")))
+
+
 def read_folder(folder: Path) -> PluginFiles:
-    """plugin.json and every .lua file under `folder`, as text."""
+    """plugin.json and every .lua file under `folder` that is plugin code (see `is_plugin_code`), as text."""
     files = {}
     for path in sorted([folder / MANIFEST, *folder.rglob("*.lua")]):
         relative = path.relative_to(folder).as_posix()
-        if not path.is_file():
+        if not path.is_file() or (relative != MANIFEST and not is_plugin_code(relative)):
             continue
         try:
             files[relative] = path.read_bytes().decode("utf-8")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ from modula.db import confinement
 from modula.db.connection import Database, Session
 from modula.db.introspection import TableSpec, reflect_tables
 from modula.db.plugin_sql import plugin_session, plugin_sql
+from modula.errors import did_you_mean
+from modula.logs import current_request_id
 from modula.lua.declarations import Declarations, HandlerRef
 from modula.lua.errors import LuaPluginError
 from modula.lua.limits import Limits
@@ -31,7 +34,9 @@ from modula.plugins import outbound_http, registry, tables
 from modula.plugins.calls import PluginCall
 from modula.plugins.data import TableHooks
 from modula.plugins.errors import PluginError
+from modula.plugins.files import PluginFiles
 from modula.plugins.manifest import Manifest, parse_manifest, read_manifest
+from modula.plugins.versions import api_changes, unchanged_version_warning
 
 log = logging.getLogger("modula.plugins")
 # How deep hooks may nest when a hook's own `insert` runs hooks in turn.
@@ -53,6 +58,18 @@ class LoadedPlugin:
         return self.manifest.name
 
 
+# A call stopped by its budget (instructions, memory, wall-clock seconds).
+OVERRUN_CODES = frozenset({"BUDGET_EXCEEDED", "MEMORY_EXCEEDED", "TIMEOUT"})
+
+
+@dataclass
+class CallStats:
+    """Calls into one plugin's handlers in this process (for /metrics)."""
+    calls: int = 0
+    overruns: int = 0
+    seconds: float = 0.0
+
+
 @dataclass
 class PluginHost:
     database: Database
@@ -63,6 +80,7 @@ class PluginHost:
     loaded: dict[str, LoadedPlugin] = field(default_factory=dict)  # in install order (the registry's)
     failures: dict[str, str] = field(default_factory=dict)
     retired: list[LoadedPlugin] = field(default_factory=list)
+    call_stats: dict[str, CallStats] = field(default_factory=dict)  # by plugin name
 
     async def install_folders(self, plugins_dir: Path) -> None:
         """Install every plugin folder in `plugins_dir` the registry does not hold as it is (new or
@@ -83,7 +101,7 @@ class PluginHost:
                 await self.install(folder)
             except PluginError as exc:
                 self.failures[exc.plugin] = exc.message
-                log.error("%s", exc.message)
+                log.error("%s", exc.message, extra={"plugin": exc.plugin})
 
     async def follow_registry(self) -> int:
         """Run exactly the enabled plugins the registry holds, in install order: load the versions
@@ -95,7 +113,10 @@ class PluginHost:
                 session, {name: plugin.installed_generation for name, plugin in self.loaded.items()})
         enabled = {plugin.name for plugin in stored}
         for name in [name for name in self.loaded if name not in enabled]:
+            version = self.loaded[name].manifest.version
             self._retire(name)
+            _lifecycle(f"plugin {name} {version} unloaded: the registry no longer has it enabled (generation {generation})",
+                       name, version, generation)
         changed = [entry for entry in stored if (current := self.loaded.get(entry.name)) is None
                    or current.installed_generation != entry.installed_generation]
         # A new version whose install left the tables alone keeps the specs introspected before; the
@@ -113,13 +134,16 @@ class PluginHost:
             except PluginError as exc:
                 self._retire(entry.name)
                 self.failures[entry.name] = exc.message
-                log.error("%s", exc.message)
+                log.error("%s", exc.message, extra={"plugin": entry.name, "generation": entry.installed_generation})
                 continue
+            before = self.loaded.get(entry.name)
             self._retire(entry.name)
             self.failures.pop(entry.name, None)
             self.loaded[entry.name] = plugin
-            log.info("plugin %s %s loaded from the registry (generation %d)", entry.name, plugin.manifest.version,
-                     entry.installed_generation)
+            version = plugin.manifest.version
+            change = f"reloaded ({before.manifest.version} -> {version})" if before is not None else "loaded"
+            _lifecycle(f"plugin {entry.name} {version} {change} from the registry (generation {entry.installed_generation})",
+                       entry.name, version, entry.installed_generation)
         order = {plugin.name: position for position, plugin in enumerate(stored)}
         self.loaded = dict(sorted(self.loaded.items(), key=lambda item: order[item[0]]))
         return generation
@@ -168,8 +192,12 @@ class PluginHost:
                     plan = tables.plan(manifest.name, metadata, live, self.database.dialect)
                     own_tables = [t.name for t in tables.plugin_tables(manifest.name, metadata)]
                     known = await registry.get_plugin(session, manifest.name)
-                    if (plan.empty and known is not None and known["checksum"] == digest and known["enabled"]
-                            and await registry.has_files(session, known["id"])):
+                    same_version = (known is not None and known["version"] == manifest.version
+                                    and known["checksum"] != digest)
+                    previous_files = await registry.stored_files(session, known["id"]) if same_version else None
+                    written = not (plan.empty and known is not None and known["checksum"] == digest and known["enabled"]
+                                   and await registry.has_files(session, known["id"]))
+                    if not written:
                         installed_generation, source = known["installed_generation"], known["source"]
                         tables_generation = known["tables_generation"]
                     else:
@@ -181,12 +209,19 @@ class PluginHost:
                         await plugin_grants.propose(session, manifest.name, manifest.grants)
                         await confinement.provision_plugin_role(session, _grant(manifest, own_tables, self.limits), own_tables)
             if not plan.empty:
-                log.info("plugin %s %s: %s", manifest.name, manifest.version, ", ".join(plan.describe()))
+                log.info("plugin %s %s: %s", manifest.name, manifest.version, ", ".join(plan.describe()),
+                         extra={"plugin": manifest.name, "version": manifest.version})
             upgraded = {table.name for table, _ in plan.new_columns} | {index.table.name for index in plan.new_indexes}
             step(f"tables: {len(plan.new_tables)} created, {len(upgraded)} upgraded ({', '.join(plan.describe())})"
                  if not plan.empty else "tables: already up to date")
             specs = live if plan.empty else await reflect_tables(self.database.url, prefix=prefix)
             step(f"introspected: {len(specs)} table(s), {sum(len(spec.columns) for spec in specs.values())} column(s)")
+            if previous_files is not None:
+                changes = plan.describe() + await self._api_changes(previous_files, declarations)
+                if changes:
+                    warning = unchanged_version_warning(manifest.name, manifest.version, changes)
+                    log.warning("%s", warning, extra={"plugin": manifest.name, "version": manifest.version})
+                    step(f"warning: {warning}")
         except PluginError:
             runtime.close()
             raise
@@ -194,11 +229,38 @@ class PluginHost:
             runtime.close()
             log.exception("plugin %s failed to install", manifest.name)
             raise PluginError(manifest.name, f"install failed: {exc}") from exc
+        before = self.loaded.get(manifest.name)
         self._retire(manifest.name)
         self.failures.pop(manifest.name, None)
         plugin = LoadedPlugin(manifest, runtime, declarations, specs, digest, installed_generation, source, tables_generation)
         self.loaded[manifest.name] = plugin
+        if not written:
+            change = "loaded (as installed)"
+        elif known is None:
+            change = "installed"
+        else:
+            change = f"installed over {known['version']}" + (" (reloaded)" if before is not None else "")
+        _lifecycle(f"plugin {manifest.name} {manifest.version} {change} from {source or '(unknown)'} "
+                   f"(generation {installed_generation})", manifest.name, manifest.version, installed_generation)
         return plugin
+
+    async def _api_changes(self, previous: PluginFiles, declarations: Declarations) -> list[str]:
+        """What `declarations` change in the GraphQL API the `previous` files of the plugin declare
+        (their init.lua runs in a throwaway runtime; files that no longer load count as no change)."""
+        if not previous.files:
+            return []
+        try:
+            manifest = parse_manifest(previous, "previous version")
+        except PluginError:
+            return []
+        runtime = PluginRuntime(manifest.name, limits=self.limits, http_hosts=list(manifest.http_hosts))
+        try:
+            old = await _declare(manifest, runtime)
+        except PluginError:
+            return []
+        finally:
+            runtime.close()
+        return api_changes(old, declarations)
 
     async def reinstate(self, plugin: LoadedPlugin) -> None:
         """Record `plugin` (a version this host ran before) in the registry again, as the current
@@ -222,10 +284,12 @@ class PluginHost:
         database, also after restarts; its tables and data stay."""
         if name not in self.loaded:
             raise PluginError(name, "is not loaded", code="NOT_FOUND")
+        version = self.loaded[name].manifest.version
         self._retire(name)
         async with self.database.session() as session, session.transaction():
             await registry.change_lock(session)
             await registry.set_enabled(session, name, False)
+        _lifecycle(f"plugin {name} {version} unloaded (disabled in the registry)", name, version)
 
     def _retire(self, name: str) -> None:
         """Stop handing out the plugin; its runtime stays open for requests still using it until
@@ -244,9 +308,11 @@ class PluginHost:
         async with self.database.session() as session:
             async with session.transaction():
                 await registry.change_lock(session)
-                if await registry.get_plugin(session, name) is None:
+                row = await registry.get_plugin(session, name)
+                if row is None:
                     raise PluginError(name, "is not installed", code="NOT_FOUND")
                 await registry.forget(session, name)
+        _lifecycle(f"plugin {name} {row['version']} removed (its tables are kept)", name, row["version"])
 
     async def call(self, name: str, handler: HandlerRef, args: Any, ctx: dict, *, session: Session | None = None) -> Any:
         """Run one Lua handler of the loaded plugin `name` (see `call_plugin`)."""
@@ -266,6 +332,8 @@ class PluginHost:
         """
         grant = _grant(plugin.manifest, list(plugin.tables), self.limits)
         shared = session if session is not None and (self.database.is_sqlite or session.login_role) else None
+        stats = self.call_stats.setdefault(plugin.name, CallStats())
+        started = time.perf_counter()
         try:
             async with plugin_sql(self.database, grant, session=shared) as sql:
                 async def run_hook(hook, row, path):
@@ -280,7 +348,12 @@ class PluginHost:
                 call = PluginCall(plugin, sql, http_client=self.http_client(plugin.manifest), hooks=hooks)
                 return await plugin.runtime.call(handler, args, ctx, call)
         except LuaPluginError as exc:
+            if exc.code in OVERRUN_CODES:
+                stats.overruns += 1
             raise PluginError(plugin.name, exc.message, code=exc.code, location=exc.location) from None
+        finally:
+            stats.calls += 1
+            stats.seconds += time.perf_counter() - started
 
     async def core_event(self, event: str, table: str, row: dict, ctx: dict) -> None:
         """Run every loaded plugin's hook on a core event (after the change committed)."""
@@ -320,6 +393,11 @@ class PluginHost:
         return client
 
 
+def _lifecycle(message: str, plugin: str, version: str, generation: int | None = None) -> None:
+    """A plugin started or stopped serving: one info line, at start and at every change."""
+    log.info("%s", message, extra={"plugin": plugin, "version": version, "generation": generation})
+
+
 def _grant(manifest: Manifest, own_tables: list[str], limits: Limits) -> confinement.PluginGrant:
     # A statement never outlives the budget of the call that runs it.
     timeout_ms = min(confinement.PluginGrant.statement_timeout_ms, max(1, int(limits.seconds * 1000)))
@@ -329,14 +407,15 @@ def _grant(manifest: Manifest, own_tables: list[str], limits: Limits) -> confine
 
 async def _declare(manifest: Manifest, runtime: PluginRuntime) -> Declarations:
     try:
-        return await runtime.load_async(manifest.init_lua, "init.lua")
+        return await runtime.load_async(manifest.init_lua, "init.lua", log_extra={"request_id": current_request_id()})
     except LuaPluginError as exc:
         raise PluginError(manifest.name, exc.message, location=exc.location or "init.lua", code="PLUGIN_LOAD_FAILED") from None
 
 
 # Core events a plugin may watch: they run after the core change committed (so a webhook never
 # announces content that a rollback then takes back), and their failures are logged, not raised.
-CORE_EVENTS = {"content": ("after_insert", "after_update", "after_delete")}
+# after_commit is queued in the outbox with the change and run by its worker, retried until it succeeds.
+CORE_EVENTS = {"content": ("after_insert", "after_update", "after_delete", "after_commit")}
 
 
 def _check_hooks(plugin: str, declarations: Declarations) -> None:
@@ -346,6 +425,7 @@ def _check_hooks(plugin: str, declarations: Declarations) -> None:
         if hook.table in CORE_EVENTS:
             if hook.event not in CORE_EVENTS[hook.table]:
                 raise PluginError(plugin, f"hook {hook.event} on {hook.table}: core tables offer only "
-                                          f"{', '.join(CORE_EVENTS[hook.table])}")
+                                          f"{', '.join(CORE_EVENTS[hook.table])}", location=hook.location)
         elif hook.table not in own:
-            raise PluginError(plugin, f"hook {hook.event} names table {hook.table!r}, which the plugin does not define")
+            raise PluginError(plugin, f"hook {hook.event} names table {hook.table!r}, which the plugin does not define"
+                                      f"{did_you_mean(hook.table, own)}", location=hook.location)

@@ -1,4 +1,5 @@
-"""`modula plugins new NAME`: a new plugin folder that loads, and passes its own test, as written."""
+"""`modula plugins new NAME`: a new plugin's source folder that loads, and passes its own test
+(in tests/, which `install` neither stores nor copies), as written."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ import pytest
 
 pytestmark = pytest.mark.asyncio  # not needed with asyncio_mode = "auto"
 
-PLUGIN = Path(__file__).parent
+PLUGIN = Path(__file__).resolve().parents[1]  # the plugin folder: this file is in its tests/
 
 
 async def test_inserted_items_are_found_by_name(modula_plugin):
@@ -85,5 +86,6 @@ def scaffold(name: str, directory: Path) -> Path:
     folder.mkdir(parents=True)
     (folder / "plugin.json").write_text(MANIFEST.format(**values), encoding="utf-8")
     (folder / "init.lua").write_text(INIT_LUA.format(**values), encoding="utf-8")
-    (folder / f"test_{name}.py").write_text(TEST.format(**values), encoding="utf-8")
+    (folder / "tests").mkdir()
+    (folder / "tests" / f"test_{name}.py").write_text(TEST.format(**values), encoding="utf-8")
     return folder

@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from modula.db.connection import Session
 from modula.db.introspection import TableSpec, type_name
 from modula.db.names import COLUMN_NAME, TABLE_NAME, quote_ident
+from modula.errors import did_you_mean
 from modula.plugins import column_defaults
 from modula.plugins.errors import PluginError
 from modula.plugins.manifest import READABLE_CORE_TABLES
@@ -62,7 +63,11 @@ def declared_tables(plugin: str, declarations: list, live: dict[str, TableSpec])
     metadata = sa.MetaData()
     problems: list[str] = []
     names = {decl.name for decl in declarations}
+    location = None  # where init.lua declared the first table with a problem
     for decl in declarations:
+        if problems and location is None:
+            location = previous.location
+        previous = decl
         if not decl.name.startswith(f"{plugin}_") or not TABLE_NAME.match(decl.name):
             problems.append(f"table {decl.name!r} must be named {plugin}_<table> in lowercase letters, digits and '_'")
             continue
@@ -118,7 +123,7 @@ def declared_tables(plugin: str, declarations: list, live: dict[str, TableSpec])
             else:
                 sa.Index(_constraint_name("ix", decl.name, group), *(table.c[c] for c in group))
     if problems:
-        raise PluginError(plugin, "; ".join(problems), code="INVALID_TABLE")
+        raise PluginError(plugin, "; ".join(problems), code="INVALID_TABLE", location=location or previous.location)
     return metadata
 
 
@@ -131,7 +136,8 @@ def _foreign_key_target(plugin, table_name, spec, names, live, declarations, pro
     target_table, _, target_column = spec.foreign_key.partition(".")
     if target_table.startswith(plugin + "_"):
         if target_table not in names and target_table not in live:
-            problems.append(f"{table_name}.{spec.name}: foreign key names unknown table {target_table}")
+            problems.append(f"{table_name}.{spec.name}: foreign key names unknown table {target_table}"
+                            f"{did_you_mean(target_table, {*names, *live})}")
             return None
         if not target_column:
             decl = next((d for d in declarations if d.name == target_table), None)

@@ -43,6 +43,7 @@ class Build:
     schema: ModulaSchema
     plugins: list[str] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
+    locations: dict[str, str] = field(default_factory=dict)  # plugin -> "init.lua:12" of its failure, when known
 
 
 # The part that holds the datatypes' fields; not a valid plugin name, so no plugin can have it.
@@ -97,6 +98,7 @@ def build(plugins: Sequence[Any] = (), host: Any = None, settings: Settings | No
     factory = TypeFactory()
     parts: list[PluginPart] = []
     failures: dict[str, str] = {}
+    locations: dict[str, str] = {}
     owners = dict.fromkeys(core_names(), "the core schema")
     nodes = ContentNodes()
     if datatypes:
@@ -111,13 +113,16 @@ def build(plugins: Sequence[Any] = (), host: Any = None, settings: Settings | No
                 raise PluginError(plugin.name, f"generates names already in use: {taken}", code="PLUGIN_LOAD_FAILED")
         except PluginError as exc:
             failures[plugin.name] = exc.message
+            if exc.location:
+                locations[plugin.name] = exc.location
             log.error("%s", exc.message)
             continue
         owners.update(dict.fromkeys(names, f"plugin {plugin.name}"))
         parts.append(part)
     schema, refused = _compose(factory, parts, settings, nodes, owners)
     failures.update(refused)
-    return Build(schema, [p.name for p in parts if p.name not in refused and p.name != _DATATYPES], failures)
+    return Build(schema, [p.name for p in parts if p.name not in refused and p.name != _DATATYPES], failures,
+                 locations)
 
 
 def _datatypes_part(factory: TypeFactory, shapes: Sequence[DatatypeShape], nodes: ContentNodes,

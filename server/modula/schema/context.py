@@ -11,6 +11,7 @@ from modula.auth.viewer import Viewer
 from modula.config import Settings
 from modula.db.connection import Session
 from modula.media.storage import MediaStorage
+from modula.outbox.changes import recorded_change
 from modula.schema.loaders import Loaders
 
 if TYPE_CHECKING:
@@ -39,6 +40,12 @@ class RequestContext:
         viewers = getattr(self.schemas, "viewers", None)
         if viewers is not None:
             viewers.clear()
+
+    def core_change(self, table: str):
+        """Wrap a core service call that changes `table`: `async with context.core_change("content")
+        as record: row = ...; await record("insert", row)` queues the change, in its transaction,
+        for the plugins that watch it after commit (`plugin.on("after_commit", "content", fn)`)."""
+        return recorded_change(self.session, self.schemas.host if self.schemas is not None else None, table)
 
     async def core_event(self, event: str, table: str, row: dict[str, Any], operation: str) -> None:
         """Plugins watching a core table hear of a change this request committed

@@ -19,6 +19,7 @@ from modula.schema.paging import page
 from modula.schema.table_fields import reported
 from modula.schema.auth_schema import AuthMutation, AuthQuery
 from modula.schema.media_schema import MediaMutation, MediaQuery
+from modula.schema.outbox_admin import OutboxMutation, OutboxQuery
 from modula.schema.plugin_admin import PluginMutation, PluginQuery
 from modula.schema.core_types import (
     Content,
@@ -104,7 +105,7 @@ def _check_names_free(info: CoreInfo, datatype_type: str) -> None:
 
 
 @strawberry.type
-class Query(AuthQuery, PluginQuery, MediaQuery):
+class Query(AuthQuery, PluginQuery, MediaQuery, OutboxQuery):
     @strawberry.field
     async def sites(self, info: CoreInfo) -> list[Site]:
         require(info, "read", "site")
@@ -180,7 +181,7 @@ async def _filtered_contents(info: CoreInfo, route_id, datatype_id, where, order
 
 
 @strawberry.type
-class Mutation(PluginMutation, AuthMutation, MediaMutation):
+class Mutation(PluginMutation, AuthMutation, MediaMutation, OutboxMutation):
     @strawberry.mutation
     async def create_site(self, info: CoreInfo, input: CreateSiteInput) -> Site:
         require(info, "create", "site")
@@ -214,7 +215,9 @@ class Mutation(PluginMutation, AuthMutation, MediaMutation):
             slug=input.slug,
         )
         require(info, "create", "content")
-        row = await content.create_content(info.context.session, new)
+        async with info.context.core_change("content") as record:
+            row = await content.create_content(info.context.session, new)
+            await record("insert", row)
         await content_event(info, "after_insert", row)
         return Content.from_row(row)
 
@@ -226,14 +229,18 @@ class Mutation(PluginMutation, AuthMutation, MediaMutation):
     ) -> Content:
         await _require_node(info, id, "update")
         values = [content.FieldValue(field_id=f.field_id, value=f.value) for f in fields]
-        row = await content.update_content(info.context.session, id, values, status=stored_status(status), slug=slug)
+        async with info.context.core_change("content") as record:
+            row = await content.update_content(info.context.session, id, values, status=stored_status(status), slug=slug)
+            await record("update", row)
         await content_event(info, "after_update", row)
         return Content.from_row(row)
 
     @strawberry.mutation(description="Delete a content node and its whole subtree.")
     async def delete_content(self, info: CoreInfo, id: int) -> DeleteContentResult:
         await _require_node(info, id, "delete")
-        deleted = await content.delete_content(info.context.session, id)
+        async with info.context.core_change("content") as record:
+            deleted = await content.delete_content(info.context.session, id)
+            await record("delete", {"id": id, "deleted_ids": deleted})
         await content_event(info, "after_delete", {"id": id, "deleted_ids": deleted})
         return DeleteContentResult(deleted_ids=deleted)
 

@@ -319,7 +319,9 @@ def _mutations(g: _Generated, nodes: ContentNodes) -> Fields:
                                  status=input.status.value, author_id=info.context.viewer.user_id, slug=input.slug)
         require(info, "create", "content")
         try:
-            row = await content.create_content(info.context.session, new)
+            async with info.context.core_change("content") as record:
+                row = await content.create_content(info.context.session, new)
+                await record("insert", row)
         except ModulaError as exc:
             raise _renamed(exc, {("input", "fields", i): ("input", name) for i, name in enumerate(order)}) from None
         await content_event(info, "after_insert", row)
@@ -335,7 +337,9 @@ def _mutations(g: _Generated, nodes: ContentNodes) -> Fields:
         rename = {("fields", i): ("set", name) for i, name in enumerate(order)} | {("status",): ("set", "status"),
                                                                                      ("slug",): ("set", "slug")}
         try:
-            row = await content.update_content(info.context.session, id, fields, status=status, slug=slug)
+            async with info.context.core_change("content") as record:
+                row = await content.update_content(info.context.session, id, fields, status=status, slug=slug)
+                await record("update", row)
         except ModulaError as exc:
             raise _renamed(exc, rename) from None
         await content_event(info, "after_update", row)
@@ -343,7 +347,9 @@ def _mutations(g: _Generated, nodes: ContentNodes) -> Fields:
 
     async def delete(root, info, id):
         await node_of_this_type(info, id, "delete")
-        deleted = await content.delete_content(info.context.session, id)
+        async with info.context.core_change("content") as record:
+            deleted = await content.delete_content(info.context.session, id)
+            await record("delete", {"id": id, "deleted_ids": deleted})
         await content_event(info, "after_delete", {"id": id, "deleted_ids": deleted})
         return DeleteContentResult(deleted_ids=deleted)
 

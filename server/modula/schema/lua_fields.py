@@ -21,7 +21,7 @@ from graphql import GraphQLSyntaxError, ListTypeNode, NonNullTypeNode, TypeNode,
 from strawberry.scalars import JSON, Base64
 
 from modula.db import column_values
-from modula.errors import ModulaError
+from modula.errors import ModulaError, did_you_mean
 from modula.lua.declarations import Declarations, HandlerRef
 from modula.plugins.data import coerce_row
 from modula.plugins.errors import PluginError
@@ -70,8 +70,8 @@ class LuaApi:
             self.outputs[name] = Output(cls, cls.from_row)
         self._declare_types()
 
-    def error(self, message: str) -> PluginError:
-        return PluginError(self.plugin, message, code="PLUGIN_LOAD_FAILED")
+    def error(self, message: str, location: str | None = None) -> PluginError:
+        return PluginError(self.plugin, message, code="PLUGIN_LOAD_FAILED", location=location)
 
     def _declare_types(self) -> None:
         # Create every class first: plugin types and inputs may refer to each other.
@@ -84,13 +84,14 @@ class LuaApi:
             self.outputs[name] = Output(cls, lambda value, name=name: self._plain(name, value))
         self.inputs.update({name: cls for name, (_, cls) in inputs.items()})
         for name, (decl, cls) in types.items():
-            fields = {python_name(f): (self.output_type(t, f"type {name}, field {f}")[0], strawberry.field(name=f))
+            fields = {python_name(f): (self.output_type(t, f"type {name}, field {f}", decl.location)[0],
+                                       strawberry.field(name=f))
                       for f, t in sorted(decl.fields.items())}
             self.factory.finish_object(cls, fields, description=decl.description)
         for name, (decl, cls) in inputs.items():
             fields = {}
             for f, t in sorted(decl.fields.items()):
-                annotation, required = self.input_type(t, f"input {name}, field {f}")
+                annotation, required = self.input_type(t, f"input {name}, field {f}", decl.location)
                 fields[python_name(f)] = (annotation, strawberry.field(name=f, **({} if required else {"default": UNSET})))
             self.factory.finish_input(cls, fields, description=decl.description)
 
@@ -106,24 +107,25 @@ class LuaApi:
 
     # --- GraphQL type syntax ------------------------------------------------------------------
 
-    def _parse(self, text: str, where: str) -> TypeNode:
+    def _parse(self, text: str, where: str, location: str | None) -> TypeNode:
         try:
             return parse_type(text)
         except GraphQLSyntaxError as exc:
-            raise self.error(f"{where}: {text!r} is not a GraphQL type ({exc.message})") from None
+            raise self.error(f"{where}: {text!r} is not a GraphQL type ({exc.message})", location) from None
 
-    def output_type(self, text: str, where: str) -> tuple[Any, Callable[[Any], Any]]:
-        """(annotation, converter) for a declared result type; the outer level is nullable."""
-        node = self._parse(text, where)
-        annotation, convert = self._output(node.type if isinstance(node, NonNullTypeNode) else node, where)
+    def output_type(self, text: str, where: str, location: str | None = None) -> tuple[Any, Callable[[Any], Any]]:
+        """(annotation, converter) for a declared result type; the outer level is nullable.
+        `location` ("init.lua:12") is where the declaration is, for the error if a type is unknown."""
+        node = self._parse(text, where, location)
+        annotation, convert = self._output(node.type if isinstance(node, NonNullTypeNode) else node, where, location)
         return annotation | None, convert
 
-    def _output(self, node: TypeNode, where: str) -> tuple[Any, Callable[[Any], Any]]:
+    def _output(self, node: TypeNode, where: str, location: str | None) -> tuple[Any, Callable[[Any], Any]]:
         if isinstance(node, NonNullTypeNode):
-            inner, convert = self._output(node.type, where)
+            inner, convert = self._output(node.type, where, location)
             return _strip_optional(inner), _required(convert, where)
         if isinstance(node, ListTypeNode):
-            inner, convert = self._output(node.type, where)
+            inner, convert = self._output(node.type, where, location)
             return list[inner] | None, _each(convert)
         name = node.name.value
         if name in SCALARS:
@@ -131,31 +133,33 @@ class LuaApi:
         if name in self.outputs:
             output = self.outputs[name]
             return output.annotation | None, lambda value, output=output: None if value is None else output.convert(value)
-        raise self.error(f"{where}: unknown output type {name}")
+        raise self.error(f"{where}: unknown output type {name}{did_you_mean(name, [*SCALARS, *self.outputs])}",
+                         location)
 
-    def input_type(self, text: str, where: str) -> tuple[Any, bool]:
+    def input_type(self, text: str, where: str, location: str | None = None) -> tuple[Any, bool]:
         """(annotation, required) for a declared argument or input field."""
-        node = self._parse(text, where)
-        return self._input(node, where), isinstance(node, NonNullTypeNode)
+        node = self._parse(text, where, location)
+        return self._input(node, where, location), isinstance(node, NonNullTypeNode)
 
-    def _input(self, node: TypeNode, where: str) -> Any:
+    def _input(self, node: TypeNode, where: str, location: str | None) -> Any:
         if isinstance(node, NonNullTypeNode):
-            return _strip_optional(self._input(node.type, where))
+            return _strip_optional(self._input(node.type, where, location))
         if isinstance(node, ListTypeNode):
-            return list[self._input(node.type, where)] | None
+            return list[self._input(node.type, where, location)] | None
         name = node.name.value
         if name in SCALARS:
             return SCALARS[name] | None
         if name in self.inputs:
             return self.inputs[name] | None
-        raise self.error(f"{where}: unknown input type {name}")
+        raise self.error(f"{where}: unknown input type {name}{did_you_mean(name, [*SCALARS, *self.inputs])}",
+                         location)
 
     # --- fields ---------------------------------------------------------------------------------
 
-    def _arguments(self, args: dict[str, str], where: str) -> dict[str, tuple[Any, Any]]:
+    def _arguments(self, args: dict[str, str], where: str, location: str | None) -> dict[str, tuple[Any, Any]]:
         out = {}
         for name, text in sorted(args.items()):
-            annotation, required = self.input_type(text, f"{where}, argument {name}")
+            annotation, required = self.input_type(text, f"{where}, argument {name}", location)
             out[python_name(name)] = (argument(annotation, name), inspect.Parameter.empty if required else UNSET)
         return out
 
@@ -165,8 +169,8 @@ class LuaApi:
             if op.kind != kind:
                 continue
             where = f"plugin.{kind} {op.name}"
-            returns, convert = self.output_type(op.returns, where)
-            arguments = self._arguments(op.args, where)
+            returns, convert = self.output_type(op.returns, where, op.location)
+            arguments = self._arguments(op.args, where, op.location)
             names = {python_name(a): a for a in op.args}
 
             async def resolve(root, info, op=op, convert=convert, names=names, **kwargs):
@@ -186,14 +190,14 @@ class LuaApi:
             if decl.type != type_name:
                 continue
             where = f"plugin.field {decl.type}.{decl.name}"
-            returns, convert = self.output_type(decl.returns, where)
+            returns, convert = self.output_type(decl.returns, where, decl.location)
             names = {python_name(a): a for a in decl.args}
 
             async def resolve(root, info, decl=decl, convert=convert, names=names, **kwargs):
                 args = {names[key]: plain_input(value) for key, value in kwargs.items() if value is not None}
                 return convert(await call(decl.handler, (dict(root), args), {"field": f"{decl.type}.{decl.name}"}, info))
 
-            fn = resolver(resolve, self._arguments(decl.args, where), returns, name=decl.name)
+            fn = resolver(resolve, self._arguments(decl.args, where, decl.location), returns, name=decl.name)
             fields["lua_" + decl.name] = (returns, strawberry.field(resolver=fn, name=decl.name, description=decl.description,
                                                                     metadata={"cost": LUA}))
         return fields
@@ -201,7 +205,8 @@ class LuaApi:
     def check_field_targets(self, generated: set[str]) -> None:
         for decl in self.declarations.fields:
             if decl.type not in generated:
-                raise self.error(f"plugin.field {decl.type}.{decl.name}: {decl.type} is not one of this plugin's generated types")
+                raise self.error(f"plugin.field {decl.type}.{decl.name}: {decl.type} is not one of this plugin's "
+                                 f"generated types{did_you_mean(decl.type, generated)}", decl.location)
 
 
 def plain_input(value: Any) -> Any:

@@ -8,6 +8,8 @@ table name is singularised for the type (inflect). A datatype `blog_post` is nam
 `blog_posts` would be (`BlogPost`, `blogPosts`, `blogPost`), its writes `createBlogPost`,
 `updateBlogPost`, `deleteBlogPost`. When singular and plural are the same word
 (`shop_news`), the one-row forms end in `ByPk` (and `insert…One`) so they stay distinct.
+A plugin may name a table's type and list itself (`define_table{graphql = {type =, list =}}`);
+every other name is then derived from those two, as above.
 """
 
 from __future__ import annotations
@@ -48,11 +50,43 @@ def pascal(snake: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in snake.split("_"))
 
 
+# Words inflect gets wrong as table names. Uncountable: one word for one and many (`forum_data`
+# is `ForumData`, not `ForumDatum`; `shop_media` stays `ShopMedia`). Irregular: the singular of
+# plurals inflect only strips (`indices` -> `indice`).
+UNCOUNTABLE = frozenset({"analytics", "data", "equipment", "feedback", "information", "media", "metadata", "news",
+                         "series", "software", "species", "staff"})
+IRREGULAR_SINGULAR = {"indices": "index", "matrices": "matrix", "vertices": "vertex", "appendices": "appendix"}
+# Singular words ending in s that inflect would cut (`status` -> `statu`, `analysis` -> `analysi`):
+# every word ending in -sis, and these (a plural may end in -us or -as too: `menus`, `ideas`).
+SINGULAR_AS_IS = frozenset({
+    "alias", "apparatus", "atlas", "bias", "bonus", "bus", "cactus", "campus", "canvas", "census", "chorus", "circus",
+    "consensus", "corpus", "focus", "fungus", "gas", "genus", "minus", "nexus", "octopus", "onus", "opus", "plus",
+    "prospectus", "radius", "sinus", "status", "stimulus", "surplus", "syllabus", "thesaurus", "virus"})
+
+
+def singular_word(word: str) -> str:
+    """The singular of one lower-case English word, for a table's type name."""
+    if word in UNCOUNTABLE:
+        return word
+    if word in IRREGULAR_SINGULAR:
+        return IRREGULAR_SINGULAR[word]
+    if word in SINGULAR_AS_IS or word.endswith("sis"):
+        return word
+    return _english().singular_noun(word) or word
+
+
+def plural_word(word: str) -> str:
+    """The plural of one lower-case English word, for a datatype's list name."""
+    if word in UNCOUNTABLE:
+        return word
+    return _english().plural_noun(word) or word
+
+
 @functools.cache
 def singular(table: str) -> str:
     """`shop_product_attributes` -> `shop_product_attribute` (only the last word changes)."""
     head, _, last = table.rpartition("_")
-    one = _english().singular_noun(last) or last
+    one = singular_word(last)
     return f"{head}_{one}" if head else one
 
 
@@ -60,7 +94,7 @@ def singular(table: str) -> str:
 def plural(word: str) -> str:
     """`blog_post` -> `blog_posts` (only the last word changes)."""
     head, _, last = word.rpartition("_")
-    many = _english().plural_noun(last) or last
+    many = plural_word(last)
     return f"{head}_{many}" if head else many
 
 
@@ -85,24 +119,27 @@ class TableNames:
 
 
 @functools.cache
-def table_names(table: str) -> TableNames:
-    one_snake = singular(table)
-    plural = pascal(table)
-    same = one_snake == table
+def table_names(table: str, type: str | None = None, list: str | None = None) -> TableNames:
+    """The names of `table`'s generated API; `type` (`ForumAnalysis`) and `list` (`forumAnalyses`)
+    replace the inflected ones when a plugin gives them."""
+    one_type = type or pascal(singular(table))
+    many = list or camel(table)
+    many_pascal = many[:1].upper() + many[1:]
+    same = one_type == many_pascal
     one_suffix = "ByPk" if same else ""
     return TableNames(
         table=table,
-        type=pascal(one_snake),
-        list=camel(table),
-        one=camel(one_snake) + one_suffix,
-        connection=camel(table) + "Connection",
-        aggregate=camel(table) + "Aggregate",
-        insert="insert" + plural,
-        insert_one="insert" + pascal(one_snake) + ("One" if same else ""),
-        update="update" + plural,
-        update_one="update" + pascal(one_snake) + one_suffix,
-        delete="delete" + plural,
-        delete_one="delete" + pascal(one_snake) + one_suffix,
+        type=one_type,
+        list=many,
+        one=one_type[:1].lower() + one_type[1:] + one_suffix,
+        connection=many + "Connection",
+        aggregate=many + "Aggregate",
+        insert="insert" + many_pascal,
+        insert_one="insert" + one_type + ("One" if same else ""),
+        update="update" + many_pascal,
+        update_one="update" + one_type + one_suffix,
+        delete="delete" + many_pascal,
+        delete_one="delete" + one_type + one_suffix,
     )
 
 
@@ -157,8 +194,8 @@ def object_relation_field(fk_column: str, target_table: str, taken: set[str]) ->
     return name if name not in taken else camel(fk_column) + "Object"
 
 
-def array_relation_field(child_table: str, fk_column: str, ambiguous: bool) -> str:
-    """The parent's list of children: `shopProductAttributes`; with two foreign keys from the same
-    child table to the parent, `shopOrderItemsByProductId`."""
-    name = camel(child_table)
+def array_relation_field(child_table: str, fk_column: str, ambiguous: bool, child_list: str | None = None) -> str:
+    """The parent's list of children: `shopProductAttributes` (or the list name the child table
+    chose); with two foreign keys from the same child table to the parent, `shopOrderItemsByProductId`."""
+    name = child_list or camel(child_table)
     return name + "By" + pascal(fk_column) if ambiguous else name

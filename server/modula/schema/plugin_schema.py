@@ -66,15 +66,21 @@ class PluginBinding:
                 ctx = self.lua_context(info, {"event": hook.event, "table": hook.table})
                 return await self.host.call_plugin(self.plugin, hook.handler, row, ctx, session=session)
 
-            yield TableWriter(session, self.plugin.tables, self.plugin.declarations.hooks, run_hook)
+            yield TableWriter(session, self.plugin.tables, self.plugin.declarations.hooks, run_hook,
+                              plugin=self.plugin.name)
 
 
 def plugin_part(factory: TypeFactory, host, plugin) -> PluginPart:
     """Generate the plugin's fields and types; raises PluginError when its declarations do not fit."""
     binding = PluginBinding(host, plugin)
     specs = plugin.tables
-    apis: dict[str, TableApi] = {name: table_types.create(factory, plugin.name, spec) for name, spec in sorted(specs.items())}
-    objects, arrays = table_types.relations(specs)
+    chosen = {decl.name: decl for decl in plugin.declarations.tables}
+    apis: dict[str, TableApi] = {}
+    for name, spec in sorted(specs.items()):
+        decl = chosen.get(name)
+        apis[name] = table_types.create(factory, plugin.name, spec, decl and decl.graphql_type, decl and decl.graphql_list)
+    _check_distinct_names(plugin.name, apis, chosen)
+    objects, arrays = table_types.relations(specs, {name: api.names for name, api in apis.items()})
     for name, api in apis.items():
         api.object_relations, api.array_relations = objects[name], arrays[name]
 
@@ -97,6 +103,21 @@ def plugin_part(factory: TypeFactory, host, plugin) -> PluginPart:
     _merge(plugin.name, part.mutation, lua.operation_fields("mutation", binding.call))
     part.type_names |= {t.name for t in plugin.declarations.types} | {i.name for i in plugin.declarations.inputs}
     return part
+
+
+def _check_distinct_names(plugin: str, apis: dict[str, TableApi], decls: dict) -> None:
+    """Two tables of one plugin may not generate one name (an explicit `graphql` name may equal
+    another table's inflected one)."""
+    owners: dict[str, str] = {}
+    for table, api in apis.items():
+        names = api.names
+        for name in dict.fromkeys((names.type, names.list, names.one, names.insert, names.insert_one)):
+            if name in owners:
+                decl = decls.get(table)
+                raise PluginError(plugin, f"tables {owners[name]} and {table} would both generate {name}: give one "
+                                          "of them other names with graphql = {type = ..., list = ...}",
+                                  code="PLUGIN_LOAD_FAILED", location=decl.location if decl else None)
+            owners[name] = table
 
 
 def _graphql_names(fields: Fields) -> list[str]:

@@ -62,6 +62,8 @@ class SchemaService:
         self.viewers = viewers  # the process's cached viewers, kept current by `poll`; None: no cache
         self.live: LiveSchema | None = None
         self.last_report: SwapReport | None = None
+        self.builds = 0  # schemas built by this process, and the seconds they took (for /metrics)
+        self.build_seconds = 0.0
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()  # set by a change notification: poll now, not at the interval
 
@@ -104,6 +106,8 @@ class SchemaService:
         retired = [(plugin, plugin.runtime.close) for plugin in self.host.take_retired()]
         report = SwapReport(generation, result.plugins, {**self.host.failures, **result.failures},
                             build_seconds=loop.time() - started)
+        self.builds += 1
+        self.build_seconds += report.build_seconds
         if self.live is None:
             self.live = LiveSchema.serving(result.schema, generation, used)
         else:

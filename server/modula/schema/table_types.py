@@ -70,8 +70,10 @@ def column_annotation(column: ColumnSpec, *, required: bool) -> Any:
     return scalar if required else scalar | None
 
 
-def relations(specs: dict[str, TableSpec]) -> tuple[dict[str, list[ObjectRelation]], dict[str, list[ArrayRelation]]]:
-    """Foreign keys between the given tables, as fields on both ends."""
+def relations(specs: dict[str, TableSpec], names: dict[str, naming.TableNames] | None = None
+              ) -> tuple[dict[str, list[ObjectRelation]], dict[str, list[ArrayRelation]]]:
+    """Foreign keys between the given tables, as fields on both ends; `names` (table -> its API's
+    names) name a child list by the list name its table chose."""
     objects: dict[str, list[ObjectRelation]] = {name: [] for name in specs}
     arrays: dict[str, list[ArrayRelation]] = {name: [] for name in specs}
     for spec in specs.values():
@@ -85,14 +87,18 @@ def relations(specs: dict[str, TableSpec]) -> tuple[dict[str, list[ObjectRelatio
             column = spec.column(fk.column)
             objects[spec.name].append(ObjectRelation(name, fk.column, fk.target_table, fk.target_column, column.nullable))
             ambiguous = targets.count(fk.target_table) > 1
+            child_list = names[spec.name].list if names and spec.name in names else None
             arrays[fk.target_table].append(ArrayRelation(
-                naming.array_relation_field(spec.name, fk.column, ambiguous), spec.name, fk.column, fk.target_column))
+                naming.array_relation_field(spec.name, fk.column, ambiguous, child_list), spec.name, fk.column,
+                fk.target_column))
     return objects, arrays
 
 
-def create(factory: TypeFactory, plugin: str, spec: TableSpec) -> TableApi:
-    """First pass: the classes, still empty."""
-    names = naming.table_names(spec.name)
+def create(factory: TypeFactory, plugin: str, spec: TableSpec, graphql_type: str | None = None,
+           graphql_list: str | None = None) -> TableApi:
+    """First pass: the classes, still empty; `graphql_type`/`graphql_list` are the names the plugin
+    chose instead of the inflected ones."""
+    names = naming.table_names(spec.name, graphql_type, graphql_list)
     return TableApi(
         spec=spec,
         plugin=plugin,

@@ -60,7 +60,9 @@ class ContentCreate:
         except Fallback:
             return None
         try:
-            row = await content.create_content(context.session, new)
+            async with context.core_change("content") as record:
+                row = await content.create_content(context.session, new)
+                await record("insert", row)
         except (ModulaError, DatabaseError):
             return None  # rolled back: Strawberry runs it again and reports the error with its path
         await context.core_event("after_insert", "content", row, "createContent")

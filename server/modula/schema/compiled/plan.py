@@ -273,7 +273,7 @@ class Planner:
         api = root.api
         table = self.catalog.tables[api.spec.name]
         hooks = [h for h in root.binding.plugin.declarations.hooks
-                 if h.table == api.spec.name and h.event in ("before_insert", "after_insert")]
+                 if h.table == api.spec.name and h.event in ("before_insert", "after_insert", "after_commit")]
         args = self._arguments(nodes[0])
         if hooks or set(args) != {"object"} or not isinstance(args["object"], dict):
             raise Fallback
