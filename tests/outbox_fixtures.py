@@ -24,7 +24,7 @@ plugin.mutation{
     handler = function(args, ctx)
         return transaction(function(tx)
             for _, label in ipairs(args.labels) do
-                tx:insert("relay_sent", {label = label})
+                tx:exec("INSERT INTO relay_sent (label) VALUES (?)", {label})  -- raw SQL: no hooks
                 http.enqueue{method = "POST", url = args.url, body = json.encode({label = label}),
                              headers = {["content-type"] = "application/json"}, timeout = 5}
             end
@@ -34,14 +34,21 @@ plugin.mutation{
     end,
 }
 
+-- One row through the table API (Lua's insert): its after_commit hook is queued with it.
+plugin.mutation{
+    name = "relayInsert", args = { url = "String!", label = "String!" }, returns = "Int!",
+    handler = function(args, ctx) return insert("relay_sent", {label = args.label, url = args.url}).sent_id end,
+}
+
 -- Raw SQL, to show what the plugin may not touch.
 plugin.mutation{
     name = "relayRaw", args = { sql = "String!" }, returns = "Int!",
     handler = function(args, ctx) exec(args.sql, {}) return 1 end,
 }
 
--- Runs in the outbox worker once a generated mutation's change to relay_sent committed (SQL the
--- plugin runs itself, as in relay above, fires no hook); a row with a url announces itself there.
+-- Runs in the outbox worker once a change to relay_sent through the table API (a generated mutation,
+-- or Lua's insert) committed; raw SQL, as in relay above, fires no hook. A row with a url announces
+-- itself there.
 plugin.on("after_commit", "relay_sent", function(row, ctx)
     if row.url then
         http.enqueue{method = "POST", url = row.url, body = json.encode({label = ctx.change .. ":" .. row.label})}

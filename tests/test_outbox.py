@@ -59,6 +59,20 @@ async def test_queued_requests_commit_with_the_change_and_vanish_with_its_rollba
         receiver.stop()
 
 
+async def test_luas_own_insert_queues_the_tables_after_commit_hook_as_generated_mutations_do(database_url, tmp_path):
+    write_relay(tmp_path / "plugins")
+    receiver = Receiver().start()
+    try:
+        async with running_app(database_url, plugins_dir=tmp_path / "plugins") as app, \
+                token_client(app, "admin", roles=["admin"]) as admin:
+            await admin.data('mutation($url: String!) { relayInsert(url: $url, label: "d") }', {"url": receiver.url})
+            assert [row["kind"] for row in await _rows(app)] == ["hook"]
+            assert await deliver_outbox(app) == {"pending": 0, "delivered": 2, "dead": 0}  # the hook, then its request
+            assert receiver.labels() == ["insert:d"]
+    finally:
+        receiver.stop()
+
+
 async def test_enqueue_to_a_host_the_manifest_does_not_allow_is_refused_and_nothing_is_written(database_url, tmp_path):
     write_relay(tmp_path / "plugins")
     async with running_app(database_url, plugins_dir=tmp_path / "plugins") as app, \

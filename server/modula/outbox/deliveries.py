@@ -55,7 +55,7 @@ class Deliverer:
                 or not all(isinstance(v, str) for v in headers.values())
                 or not (body is None or isinstance(body, str)) or not isinstance(timeout, (int, float))):
             raise DeliveryFailed("the queued request is malformed", permanent=True)
-        call = PluginCall(plugin, None, http_client=self.host.http_client)
+        call = PluginCall(plugin, None, http_client=self.host.http_client(plugin.manifest))
         try:
             response = await call.http_request(method, url, headers, body, float(timeout))
         except PluginError as exc:
