@@ -115,13 +115,13 @@ async def test_fields_made_before_machine_names_are_named_from_their_labels(dial
 
 
 async def test_content_made_before_slugs_gets_slugs_and_paths_from_its_titles(dialect, tmp_path):
-    """0018_content_paths derives each node's slug from its title-like text, free among its
+    """0016_content_paths derives each node's slug from its title-like text, free among its
     siblings, and its path from the root down."""
     from modula.resources import resource_dir
     from modula_testing import create_test_database, drop_test_database
 
     older = tmp_path / "sql"
-    shutil.copytree(resource_dir("sql"), older, ignore=lambda folder, names: [n for n in names if n.endswith(".sql") and n >= "0018"])
+    shutil.copytree(resource_dir("sql"), older, ignore=lambda folder, names: [n for n in names if n.endswith(".sql") and n >= "0016"])
     if dialect == "sqlite":
         url, name = f"sqlite:///{tmp_path / 'old.db'}", None
     else:
@@ -152,7 +152,7 @@ async def test_content_made_before_slugs_gets_slugs_and_paths_from_its_titles(di
                 for field_id, value in values.items():
                     await run("INSERT INTO content_fields (id, content_data_id, field_id, value) VALUES (:i, :c, :f, :v)",
                               i=node * 10 + field_id, c=node, f=field_id, v=value)
-            assert "0018_content_paths" in await migrate(session)
+            assert "0016_content_paths" in await migrate(session)
             rows = await session.fetch_all(sa.text("SELECT id, slug, tree_path FROM content_data ORDER BY id"))
         assert [(r["id"], r["slug"], r["tree_path"]) for r in rows] == [
             (1, "hello-world", "hello-world"), (2, "hello-world-2", "hello-world-2"),

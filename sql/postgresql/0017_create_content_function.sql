@@ -20,31 +20,56 @@ CREATE FUNCTION modula_fields_changed() RETURNS trigger LANGUAGE plpgsql AS $$ B
 CREATE TRIGGER fields_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON fields FOR EACH STATEMENT EXECUTE FUNCTION modula_fields_changed();
 CREATE TRIGGER datatypes_fields_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON datatypes_fields FOR EACH STATEMENT EXECUTE FUNCTION modula_fields_changed();
 
+-- It sets the node's slug and path (0016) too: p_slug as given (a
+-- sibling that has it fails the unique index), or, when it is NULL, p_base made free among the
+-- siblings as modula/db/content_paths.py free_slug does (base, base-2, base-3, …; each try one
+-- lookup on ix_content_data_tree_path, under the route's lock).
 CREATE FUNCTION modula_create_content(
   p_route integer, p_datatype integer, p_parent integer, p_author integer, p_status text,
   p_now timestamptz, p_fields_generation bigint,
-  p_field_ids integer[], p_texts text[], p_numbers double precision[], p_times timestamptz[]
+  p_field_ids integer[], p_texts text[], p_numbers double precision[], p_times timestamptz[],
+  p_slug text, p_base text
 ) RETURNS SETOF content_data LANGUAGE plpgsql AS $$
 DECLARE
   node content_data;
-  next_position integer;
+  v_next_position integer;
+  v_parent_path text;
+  v_slug text;
+  v_suffix text;
+  v_number integer := 2;
+  v_route_found boolean;
+  v_parent_found boolean := true;
 BEGIN
   PERFORM 1 FROM routes WHERE id = p_route FOR UPDATE;
-  IF NOT FOUND
+  v_route_found := FOUND;
+  IF p_parent IS NOT NULL THEN
+    SELECT tree_path INTO v_parent_path FROM content_data WHERE id = p_parent AND route_id = p_route;
+    v_parent_found := FOUND;
+  END IF;
+  IF NOT v_route_found OR NOT v_parent_found
      OR NOT EXISTS (SELECT 1 FROM fields_state WHERE id = 1 AND generation = p_fields_generation)
-     OR NOT EXISTS (SELECT 1 FROM datatypes WHERE id = p_datatype)
-     OR (p_parent IS NOT NULL AND NOT EXISTS (SELECT 1 FROM content_data WHERE id = p_parent AND route_id = p_route)) THEN
+     OR NOT EXISTS (SELECT 1 FROM datatypes WHERE id = p_datatype) THEN
     RAISE EXCEPTION 'createContent: the route, parent or fields are not as the process knew them'
       USING ERRCODE = 'MDL01';
   END IF;
+  v_slug := coalesce(p_slug, p_base);
+  IF p_slug IS NULL THEN
+    WHILE EXISTS (SELECT 1 FROM content_data WHERE route_id = p_route
+                  AND tree_path = CASE WHEN v_parent_path IS NULL THEN v_slug ELSE v_parent_path || '/' || v_slug END) LOOP
+      v_suffix := '-' || v_number;
+      v_slug := rtrim(left(p_base, 128 - length(v_suffix)), '-') || v_suffix;
+      v_number := v_number + 1;
+    END LOOP;
+  END IF;
   -- Two spellings, so that each is one lookup on ix_content_data_siblings.
   IF p_parent IS NULL THEN
-    SELECT coalesce(max(position) + 1, 0) INTO next_position FROM content_data WHERE route_id = p_route AND parent_id IS NULL;
+    SELECT coalesce(max(position) + 1, 0) INTO v_next_position FROM content_data WHERE route_id = p_route AND parent_id IS NULL;
   ELSE
-    SELECT coalesce(max(position) + 1, 0) INTO next_position FROM content_data WHERE route_id = p_route AND parent_id = p_parent;
+    SELECT coalesce(max(position) + 1, 0) INTO v_next_position FROM content_data WHERE route_id = p_route AND parent_id = p_parent;
   END IF;
-  INSERT INTO content_data (route_id, datatype_id, parent_id, position, author_id, status, created_at, updated_at)
-  VALUES (p_route, p_datatype, p_parent, next_position, p_author, p_status, p_now, p_now)
+  INSERT INTO content_data (route_id, datatype_id, parent_id, position, author_id, status, slug, tree_path, created_at, updated_at)
+  VALUES (p_route, p_datatype, p_parent, v_next_position, p_author, p_status, v_slug,
+          CASE WHEN v_parent_path IS NULL THEN v_slug ELSE v_parent_path || '/' || v_slug END, p_now, p_now)
   RETURNING * INTO node;
   INSERT INTO content_fields (content_data_id, field_id, value, value_number, value_time)
   SELECT node.id, v.field_id, v.value, v.value_number, v.value_time
@@ -54,4 +79,4 @@ END
 $$;
 
 -- Only the server's own role calls it (plugin roles run their SQL as other roles).
-REVOKE EXECUTE ON FUNCTION modula_create_content(integer, integer, integer, integer, text, timestamptz, bigint, integer[], text[], double precision[], timestamptz[]) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION modula_create_content(integer, integer, integer, integer, text, timestamptz, bigint, integer[], text[], double precision[], timestamptz[], text, text) FROM PUBLIC;

@@ -102,7 +102,7 @@ async def _create_in_one_statement(session: Session, new: NewContent) -> dict[st
     if problems.items or references:
         return None
     now = utcnow()
-    # The function derives a free slug from `base` (sql/postgresql/0018) when none is given.
+    # The function derives a free slug from `base` (sql/postgresql/0017) when none is given.
     base = None if new.slug is not None else _base_slug(datatype_fields, stored)
     try:
         with _slug_taken(new.slug or "", ("input", "slug")):

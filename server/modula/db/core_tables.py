@@ -136,7 +136,7 @@ content_data = sa.Table(
     _fk("author_id", "users.id", nullable=True, ondelete="SET NULL"),
     sa.Column("status", sa.String(16), nullable=False, server_default="published"),
     # Unique among siblings; tree_path: the slugs from the route's root down ("2026/hello").
-    # Nullable in the database (added by 0018); every write sets both.
+    # Nullable in the database (added by 0016); every write sets both.
     sa.Column("slug", sa.String(128), nullable=True),
     sa.Column("tree_path", sa.Text, nullable=True),
     _created(),

@@ -27,7 +27,7 @@ schema_migrations = sa.Table(
 _PG_MIGRATION_LOCK = 74_211_001
 # Data changes SQL cannot express, run in the transaction of the migration they follow.
 _DATA_STEPS = {"0010_field_names": field_names.backfill, "0014_canonical_datetimes": stored_datetimes.rewrite,
-               "0018_content_paths": content_paths.backfill}
+               "0016_content_paths": content_paths.backfill}
 
 
 @dataclass(frozen=True)
