@@ -20,6 +20,21 @@ from modula_testing import GraphQLClient, create_test_database, drop_test_databa
 POSTGRES_URL = os.environ.get("MODULA_TEST_POSTGRES_URL")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def quick_password_hashes():
+    """In-process tests hash with argon2id at its lowest cost (about 5 ms instead of 100-170 ms per
+    hash or check; every signed-in client makes two). Servers the tests start as processes, and
+    every real deployment, keep argon2-cffi's defaults (modula/auth/passwords.py)."""
+    from argon2 import PasswordHasher
+
+    from modula.auth import passwords
+    served, passwords.HASHER = passwords.HASHER, PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+    passwords._dummy_hash.cache_clear()
+    yield
+    passwords.HASHER = served
+    passwords._dummy_hash.cache_clear()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def dialect(request) -> str:
     if request.param == "postgresql" and not POSTGRES_URL:

@@ -176,8 +176,16 @@ async def make_fixture(client: GraphQLClient) -> Fixture:
 
 
 def graphql_create(client: GraphQLClient | DirectClient, fixture: Fixture) -> Operation:
+    """Each node with a title of its own (its first text value), as content has: its slug, derived
+    from that title, is free among its siblings at the first try."""
+    made = iter(range(10**9))
+    items = fixture.graphql_input["fields"]
+    first_text = next(k for k, f in enumerate(BENCH_FIELDS) if f["type"] == "text")
+
     async def op(i: int) -> None:
-        body = await client.execute(CREATE_CONTENT_ID_ONLY, {"input": fixture.graphql_input})
+        fields = list(items)
+        fields[first_text] = {**items[first_text], "value": f"{items[first_text]['value']} {next(made)}"}
+        body = await client.execute(CREATE_CONTENT_ID_ONLY, {"input": {**fixture.graphql_input, "fields": fields}})
         if body.get("errors"):
             raise RuntimeError(body["errors"][0].get("message"))
 
@@ -208,8 +216,10 @@ async def statements_of(app, op: Operation) -> int:
 
 def _content_row(fixture: Fixture, position: int) -> dict:
     now = dt.datetime.now(dt.timezone.utc)
+    slug = f"raw-{position}"  # the same row as Modula's: its slug and path too
     return {"route_id": fixture.route_id, "datatype_id": fixture.datatype_id, "parent_id": None,
-            "position": position, "status": "published", "created_at": now, "updated_at": now}
+            "position": position, "status": "published", "slug": slug, "tree_path": slug, "created_at": now,
+            "updated_at": now}
 
 
 def session_create(database, fixture: Fixture, first_position: int) -> Operation:
@@ -274,10 +284,11 @@ class RawSqlite:
         db.execute("BEGIN IMMEDIATE")
         try:
             (content_id,) = db.execute(
-                "INSERT INTO content_data (route_id, datatype_id, parent_id, position, status, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                "INSERT INTO content_data (route_id, datatype_id, parent_id, position, status, slug, tree_path,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (content["route_id"], content["datatype_id"], None, content["position"], content["status"],
-                 _sqlite_time(content["created_at"]), _sqlite_time(content["updated_at"])),
+                 content["slug"], content["tree_path"], _sqlite_time(content["created_at"]),
+                 _sqlite_time(content["updated_at"])),
             ).fetchone()
             placeholders = ", ".join(["(?, ?, ?, ?, ?)"] * len(rows))
             params = [p for r in rows for p in (content_id, r["field_id"], r["value"], r["value_number"],
@@ -342,10 +353,10 @@ class RawPostgres:
         db = self.connection
         async with db.transaction():
             content_id = await db.fetchval(
-                "INSERT INTO content_data (route_id, datatype_id, parent_id, position, status, created_at, updated_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                "INSERT INTO content_data (route_id, datatype_id, parent_id, position, status, slug, tree_path,"
+                " created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
                 content["route_id"], content["datatype_id"], None, content["position"], content["status"],
-                content["created_at"], content["updated_at"],
+                content["slug"], content["tree_path"], content["created_at"], content["updated_at"],
             )
             placeholders = ", ".join(
                 f"(${5 * k + 1}, ${5 * k + 2}, ${5 * k + 3}, ${5 * k + 4}, ${5 * k + 5})" for k in range(len(rows))

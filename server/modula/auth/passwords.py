@@ -17,8 +17,8 @@ MIN_LENGTH = 8
 MAX_LENGTH = 1024  # hashing a megabyte-long "password" would be a cheap way to burn our CPU
 
 
-def hash_password(password: str, hasher: PasswordHasher = HASHER) -> str:
-    return hasher.hash(password)
+def hash_password(password: str, hasher: PasswordHasher | None = None) -> str:
+    return (hasher or HASHER).hash(password)
 
 
 def verify_password(stored_hash: str | None, password: str) -> bool:
