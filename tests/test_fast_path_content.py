@@ -40,7 +40,7 @@ COMPILED = [
     ("{ contents(routeId: 999) { id } }", None),
     ("{ n: contents { i: id p: position __typename v: fields { __typename x: value f: field { __typename t: type } } } __typename }", None),
     ("{ contents { id fields { id } fields { value field { id } field { label } } } }", None),
-    ("{ contents { ...C } } fragment C on Content { id fields { ...V } } fragment V on ContentField { value }", None),
+    ("{ contents { ...C } } fragment C on ContentNode { id fields { ...V } } fragment V on ContentField { value }", None),
     ("{ contents { id status @skip(if: true) fields @include(if: true) { value } } }", None),
     ("query($r: Int, $n: Int!, $o: Int) { contents(routeId: $r, limit: $n, offset: $o) { id } }", {"r": 1, "n": 2, "o": 1}),
     ("query($r: Int, $n: Int!, $o: Int) { contents(routeId: $r, limit: $n, offset: $o) { id } }", {"r": None, "n": 5, "o": None}),
@@ -51,6 +51,7 @@ COMPILED = [
 ]
 
 FALLBACK = [
+    ("{ contents { ...on Content { id } } }", None),  # only nodes of a datatype without a generated type
     ("{ contents { id createdAt } }", None),  # DateTime: Strawberry's format
     ("{ contents { id updatedAt } }", None),
     ("{ contents { id route { slug } } }", None),

@@ -158,6 +158,27 @@ async def test_contents_gains_filters_and_orders_on_the_common_columns(client):
     assert error["extensions"] == {"code": "INVALID_ORDER", "inputPath": ["orderBy", 0]}
 
 
+async def test_contents_answers_each_node_as_its_datatypes_type_on_both_paths(client):
+    """`contents` returns ContentNode: the generic selection (compiled into one statement) tells
+    each node's own type, and typed fragments reach the typed fields (through Strawberry)."""
+    route = await make_route(client)
+    await make_datatype(client, EDITORIAL)
+    await make_datatype(client, [{"label": "Caption", "type": "text"}], label="Note", type="note")
+    article = await _article(client, route, title="Typed", views=7)
+    note = (await client.data("mutation($input: NoteCreateInput!) { createNote(input: $input) { id } }",
+                              {"input": {"routeId": route["id"], "caption": "hi"}}))["createNote"]
+    generic = "{ contents { __typename id position fields { value field { name } } } }"
+    answer, statements = await statements_of(client, generic)
+    data = answer["data"]
+    assert len([s for s in statements if not s.startswith("PRAGMA")]) <= 2, statements  # the viewer, the compiled statement
+    assert data["contents"][0]["__typename"] == "Article" and data["contents"][1]["__typename"] == "Note"
+    assert {"value": "Typed", "field": {"name": "title"}} in data["contents"][0]["fields"]
+    typed = await client.data("{ contents { id ... on Article { title views } ... on Note { caption } "
+                              "... on Content { position } } content(id: %d) { __typename ... on Note { caption } } }" % note["id"])
+    assert typed["contents"] == [{"id": article["id"], "title": "Typed", "views": 7}, {"id": note["id"], "caption": "hi"}]
+    assert typed["content"] == {"__typename": "Note", "caption": "hi"}
+
+
 async def test_anonymous_readers_see_published_typed_content_only(client, anonymous):
     route = await make_route(client)
     await make_datatype(client, EDITORIAL)

@@ -69,11 +69,12 @@ def _schema(query: type, mutation: type, settings: Settings | None = None, catal
     catalog.core.update(core_content.ROOTS)  # contents and content(id:)
     catalog.core_writes.update(content_write.WRITES)  # createContent
     catalog.inputs |= content_write.INPUTS
+    schema.content_nodes = nodes or ContentNodes()  # content rows -> their datatype's generated type
+    catalog.content_types = schema.content_nodes.type_names()
     schema.compiled = CompiledOperations(catalog, schema._schema, limits, validation.validate)
     # the estimates of its operations (of those that validate), which go with it
     schema.costs = CostPlans(schema._schema, validation.validate, schema.compiled.rules)
     schema.persisted = PersistedQueries()  # automatic persisted queries, afresh with each generation
-    schema.content_nodes = nodes or ContentNodes()  # content rows -> their datatype's generated type
     schema.name_owners = owners if owners is not None else {}  # who generated which name (core names aside)
     return schema
 

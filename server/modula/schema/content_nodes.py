@@ -14,8 +14,9 @@ from modula.cms.typed_content import NODE_COLUMNS, DatatypeShape, typed_content
 from modula.schema.content_filters import ContentStatus
 from modula.schema.core_types import Content, CoreInfo, Row
 from modula.schema.dynamic import python_name
+from modula.schema.guards import content_visible
 
-_NODE_ATTRIBUTES = tuple(c.name for c in NODE_COLUMNS if c.name != "position")
+_NODE_ATTRIBUTES = tuple(c.name for c in NODE_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ class ContentNodes:
 
     types: dict[int, TypedType] = field(default_factory=dict)
 
+    def type_names(self) -> dict[int, str]:
+        """The GraphQL type of each datatype's nodes, by datatype id (the others are `Content`)."""
+        return {datatype_id: typed.cls.__strawberry_definition__.name for datatype_id, typed in self.types.items()}
+
     def loader(self, info: CoreInfo, typed: TypedType, scope: str = "") -> DataLoader:
         """Typed rows by node id, batched per request and `scope`: the nodes of one tree field
         (`ancestors`, …) arrive together, so a loader of their own loads them in one batch whenever
@@ -60,6 +65,14 @@ class ContentNodes:
             typed = self.types.get(row["datatype_id"])
             pending.append(self._typed(info, typed, row["id"], scope) if typed else _ready(Content.from_row(row)))
         return [node for node in await asyncio.gather(*pending) if node is not None]
+
+    async def visible(self, info: CoreInfo, row: Row | None) -> Any | None:
+        """The object for one `content_data` row, or None when there is none or the viewer may
+        not see it (a node they may not see does not exist for them)."""
+        if row is None or not content_visible(info, row):
+            return None
+        found = await self.nodes(info, [row])
+        return found[0] if found else None
 
     async def _typed(self, info: CoreInfo, typed: TypedType, node_id: int, scope: str) -> Any:
         row = await self.loader(info, typed, scope).load(node_id)

@@ -10,7 +10,7 @@ from strawberry.scalars import JSON
 from modula.cms import content, content_tree, datatypes, paths, routes, sites, typed_content
 from modula.cms.datatypes import NewField
 from modula.errors import ModulaError
-from modula.schema.guards import content_visibility, content_visible, narrowed, require, require_content
+from modula.schema.guards import content_visibility, narrowed, require, require_content
 from modula.schema.naming import datatype_names
 from modula.schema.content_filters import (FILTER_COLUMNS, ORDER_COLUMNS, ContentFilter, ContentOrderBy, ContentStatus,
                                            stored_status)
@@ -134,9 +134,9 @@ class Query(AuthQuery, PluginQuery, MediaQuery, OutboxQuery):
         return Datatype.from_row(row) if row else None
 
     @strawberry.field
-    async def content(self, info: CoreInfo, id: int) -> Content | None:
+    async def content(self, info: CoreInfo, id: int) -> ContentNode | None:
         require(info, "read", "content")
-        return Content.visible(info, await info.context.loaders.content.load(id))
+        return await info.schema.content_nodes.visible(info, await info.context.loaders.content.load(id))
 
     @strawberry.field(description="Content nodes by id order (unless ordered), optionally of one route and/or datatype.")
     async def contents(
@@ -148,7 +148,7 @@ class Query(AuthQuery, PluginQuery, MediaQuery, OutboxQuery):
         offset: int | None = None,
         where: ContentFilter | None = None,
         order_by: list[ContentOrderBy] | None = None,
-    ) -> list[Content]:
+    ) -> list[ContentNode]:
         size, start = page(info.context.settings, limit, offset)
         if where is not None or order_by is not None:
             return await _filtered_contents(info, route_id, datatype_id, where, order_by, size, start)
@@ -156,28 +156,24 @@ class Query(AuthQuery, PluginQuery, MediaQuery, OutboxQuery):
             info.context.session, route_id=route_id, datatype_id=datatype_id, limit=size, offset=start,
             visible=content_visibility(info),
         )
-        return [Content.from_row(row) for row in rows]
+        return await info.schema.content_nodes.nodes(info, rows)
 
     @strawberry.field(description="The node at a path (/blog/2026/hello: the route's slug, then the node slugs from "
                                   "the root down) among the routes of `siteId` (null: routes without a site), typed "
                                   "by its datatype; null when there is none or the viewer may not see it.")
     async def content_by_path(self, info: CoreInfo, path: str, site_id: int | None = None) -> ContentNode | None:
         require(info, "read", "content")
-        row = await paths.node_by_path(info.context.session, path, site_id)
-        if row is None or not content_visible(info, row):
-            return None
-        found = await info.schema.content_nodes.nodes(info, [row])
-        return found[0] if found else None
+        return await info.schema.content_nodes.visible(info, await paths.node_by_path(info.context.session, path, site_id))
 
 
-async def _filtered_contents(info: CoreInfo, route_id, datatype_id, where, order_by, size: int, start: int) -> list[Content]:
+async def _filtered_contents(info: CoreInfo, route_id, datatype_id, where, order_by, size: int, start: int) -> list[ContentNode]:
     visible = typed_content.visibility_filter(content_visibility(info))
     equal = {column: {"eq": value} for column, value in (("route_id", route_id), ("datatype_id", datatype_id)) if value is not None}
     with reported():
         condition = narrowed(narrowed(to_where(where, FILTER_COLUMNS, ("where",)), equal or None), visible)
         rows = await typed_content.NODES.find(info.context.session, where=condition, limit=size, offset=start,
                                               order_by=to_order(order_by, ORDER_COLUMNS, ("orderBy",)))
-    return [Content.from_row(row) for row in rows]
+    return await info.schema.content_nodes.nodes(info, rows)
 
 
 @strawberry.type

@@ -173,6 +173,7 @@ class ContentNode:
     id: int
     slug: str = strawberry.field(description="Unique among its siblings; the last segment of its path.")
     status: ContentStatus
+    position: int = strawberry.field(description="Order among its siblings, from 0.")
     created_at: dt.datetime
     updated_at: dt.datetime
     route_id: strawberry.Private[int]
@@ -214,11 +215,7 @@ class ContentNode:
     async def parent(self, info: CoreInfo) -> ContentNode | None:
         if self.parent_id is None:
             return None
-        row = await info.context.loaders.content.load(self.parent_id)
-        if row is None or not content_visible(info, row):
-            return None
-        found = await content_nodes(info).nodes(info, [row])
-        return found[0] if found else None
+        return await content_nodes(info).visible(info, await info.context.loaders.content.load(self.parent_id))
 
     @strawberry.field(description="Direct children in their order.")
     async def children(self, info: CoreInfo) -> list[ContentNode]:
@@ -235,11 +232,20 @@ class ContentNode:
         row = await info.context.loaders.user.load(self.author_id)
         return User.from_row(row) if row else None
 
+    @strawberry.field
+    async def datatype(self, info: CoreInfo) -> Datatype:
+        require(info, "read", "datatype")
+        return Datatype.from_row(await info.context.loaders.datatype.load(self.datatype_id))
 
-@strawberry.type(description="A node of a route's content tree, with its field values.")
+    @strawberry.field(description="Field values in the datatype's field order, as canonical text (the generic "
+                                  "form; a datatype's generated type also has one typed field per field).")
+    async def fields(self, info: CoreInfo) -> list[ContentField]:
+        return [ContentField.from_row(row) for row in await info.context.loaders.values.load(self.id)]
+
+
+@strawberry.type(description="A node of a route's content tree, with its field values (the type of a node whose "
+                                   "datatype has no generated type in this schema).")
 class Content(ContentNode):
-    position: int = strawberry.field(description="Order among its siblings, from 0.")
-
     @classmethod
     def from_row(cls, row: Row) -> Content:
         return cls(id=row["id"], position=row["position"], status=ContentStatus(row["status"]), slug=row["slug"],
@@ -253,11 +259,6 @@ class Content(ContentNode):
         return cls.from_row(row) if row is not None and content_visible(info, row) else None
 
     @strawberry.field
-    async def datatype(self, info: CoreInfo) -> Datatype:
-        require(info, "read", "datatype")
-        return Datatype.from_row(await info.context.loaders.datatype.load(self.datatype_id))
-
-    @strawberry.field
     async def parent(self, info: CoreInfo) -> Content | None:
         if self.parent_id is None:
             return None
@@ -268,9 +269,6 @@ class Content(ContentNode):
         rows = await info.context.loaders.children.load(self.id)
         return [node for node in (Content.visible(info, row) for row in rows) if node is not None]
 
-    @strawberry.field(description="Field values in the datatype's field order.")
-    async def fields(self, info: CoreInfo) -> list[ContentField]:
-        return [ContentField.from_row(row) for row in await info.context.loaders.values.load(self.id)]
 
 
 @strawberry.type(description="What deleteContent removed.")

@@ -32,7 +32,7 @@ from modula.schema.core_types import ContentNode, DeleteContentResult
 from modula.schema.dynamic import TypeFactory, python_name, resolver
 from modula.schema.filters import (COMPARABLE, FILTERS, NUMERIC, SCALARS, UNSET, DateTimeFilter, IntFilter,
                                    OrderDirection, PageInfo, StringFilter, given, to_order, to_where)
-from modula.schema.guards import content_visibility, content_visible, narrowed, require, require_content
+from modula.schema.guards import content_visibility, narrowed, require, require_content
 from modula.schema.paging import cursor, page, position
 from modula.schema.table_fields import reported
 from modula.schema.table_types import aggregate_type
@@ -212,10 +212,9 @@ def _reference_field(f: TypedField, by_type: dict[str, _Generated]) -> tuple[Any
         if node_id is None:
             return None
         row = await info.context.loaders.content.load(node_id)
-        if row is None or not content_visible(info, row) or (target and row["datatype_id"] != target.shape.id):
+        if row is not None and target and row["datatype_id"] != target.shape.id:
             return None
-        found = await info.schema.content_nodes.nodes(info, [row])
-        return found[0] if found else None
+        return await info.schema.content_nodes.visible(info, row)
 
     return returns, strawberry.field(resolver=resolver(resolve, {}, returns, name=f.name), name=f.name, description=f.label)
 

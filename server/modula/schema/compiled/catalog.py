@@ -52,6 +52,8 @@ class Catalog:
     core: dict[str, Any] = field(default_factory=dict)
     # core mutation name -> its planner (Planner, response key, field nodes) -> a write that runs itself
     core_writes: dict[str, Any] = field(default_factory=dict)
+    # datatype id -> the GraphQL type its content nodes have (`Article`); any other: `Content`
+    content_types: dict[int, str] = field(default_factory=dict)
 
     def add(self, api: TableApi, binding: Any) -> None:
         fields = TableFields.of(api)

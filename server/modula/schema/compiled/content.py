@@ -27,13 +27,25 @@ class Column:
 # GraphQL field -> the column Strawberry serialises it from, per core type. Every other field
 # (createdAt, updatedAt, data, route, datatype, parent, children) is not here: it falls back.
 _COLUMNS = {
-    "Content": {"id": Column("id", "integer"), "position": Column("position", "integer"), "status": Column("status", "status"),
+    "ContentNode": {"id": Column("id", "integer"), "position": Column("position", "integer"), "status": Column("status", "status"),
                 "slug": Column("slug", "text")},
     "ContentField": {"id": Column("id", "integer"), "value": Column("value", "text")},
     "Field": {"id": Column("id", "integer"), "name": Column("name", "text"), "label": Column("label", "text"),
               "type": Column("type", "text"), "required": Column("required", "boolean")},
 }
-_NESTED = {"Content": ("fields", "ContentField"), "ContentField": ("field", "Field")}
+_NESTED = {"ContentNode": ("fields", "ContentField"), "ContentField": ("field", "Field")}
+
+
+@dataclass(frozen=True)
+class NodeType:
+    """`__typename` of a ContentNode: its datatype's generated type (`Article`), else `Content`."""
+
+    by_datatype: dict[int, str]
+
+    def render(self, alias: str) -> str:
+        arms = "".join(f" WHEN {int(datatype_id)} THEN {literal(name)}" for datatype_id, name in sorted(self.by_datatype.items()))
+        column = f"{alias}.{quote('datatype_id')}"
+        return f"CASE {column}{arms} ELSE 'Content' END" if arms else "'Content'"
 
 
 @dataclass
@@ -79,7 +91,7 @@ def plan_contents(planner: Planner, nodes: list[FieldNode]) -> ContentRoot:
     args = planner._arguments(nodes[0])
     if "where" in args or "orderBy" in args:  # filtered and ordered listings run through Strawberry
         raise Fallback
-    root = ContentRoot(_shape(planner, "Content", nodes), many=True)
+    root = ContentRoot(_shape(planner, "ContentNode", nodes), many=True)
     root.limit, root.offset = planner._page(args.get("limit"), args.get("offset"))
     for argument, column in (("routeId", "route_id"), ("datatypeId", "datatype_id")):
         if args.get(argument) is not None:
@@ -91,7 +103,7 @@ def plan_contents(planner: Planner, nodes: list[FieldNode]) -> ContentRoot:
 def plan_content(planner: Planner, nodes: list[FieldNode]) -> ContentRoot:
     """core_schema.py `content`: require read, then the node if content_visible() (else null)."""
     args = planner._arguments(nodes[0])
-    root = ContentRoot(_shape(planner, "Content", nodes), many=False)
+    root = ContentRoot(_shape(planner, "ContentNode", nodes), many=False)
     root.equal.append(("id", planner._int(args.get("id"), _any)))
     root.visibility = _visibility(planner.viewer)
     return root
@@ -129,7 +141,7 @@ def _shape(planner: Planner, type_name: str, nodes: list[FieldNode]) -> Shape:
     for key, field_nodes in merged.items():
         name = field_nodes[0].name.value
         if name == "__typename":
-            fields.append((key, type_name))
+            fields.append((key, NodeType(planner.catalog.content_types) if type_name == "ContentNode" else type_name))
         elif name in columns:
             fields.append((key, columns[name]))
         elif name == nested:
@@ -147,6 +159,8 @@ def _pairs(r: Renderer, shape: Shape, alias: str, nested: Any) -> list[tuple[str
     for key, item in shape.fields:
         if isinstance(item, str):
             pairs.append((key, literal(item)))
+        elif isinstance(item, NodeType):
+            pairs.append((key, item.render(alias)))
         elif isinstance(item, Column) and item.kind == "status":  # stored lowercase, named in capitals
             pairs.append((key, r.column_value(f"upper({alias}.{quote(item.name)})", "text")))
         elif isinstance(item, Column):
