@@ -10,10 +10,11 @@ import asyncio
 import os
 import shutil
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from modula_testing import GraphQLClient, create_test_database, drop_test_database, migrated_session, running_app, token_client
 
@@ -79,6 +80,43 @@ def migrated_postgres():
         _run(drop_test_database(POSTGRES_URL, name))
 
 
+class PostgresCopies:
+    """Copies of the migrated template, made one test ahead and dropped behind, in a thread of
+    their own: CREATE DATABASE takes about 0.2 s and DROP 0.1 s, mostly waiting on the disk, which
+    then overlaps the tests' own work instead of adding to it (about 5 of the suite's minutes)."""
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-copies")  # one at a time, in order
+        self.ahead: list = []
+
+    def _create(self) -> Future:
+        name = f"modula_test_{uuid.uuid4().hex[:12]}"
+        return self.thread.submit(asyncio.run, create_test_database(POSTGRES_URL, name, template=self.template))
+
+    def take(self) -> str:
+        """The URL of a database of the caller's own (made while the test before it ran)."""
+        ready = self.ahead.pop(0) if self.ahead else self._create()
+        self.ahead.append(self._create())
+        return ready.result()
+
+    def give_back(self, url: str) -> None:
+        """Drop the database once the thread is free (the next copy is already made)."""
+        self.thread.submit(asyncio.run, drop_test_database(POSTGRES_URL, make_url(url).database))
+
+    def close(self) -> None:
+        for ready in self.ahead:
+            self.give_back(ready.result())
+        self.thread.shutdown(wait=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_copies(migrated_postgres):
+    copies = PostgresCopies(migrated_postgres)
+    yield copies
+    copies.close()
+
+
 @pytest.fixture
 async def database_url(dialect: str, tmp_path: Path, request):
     """A database of the test's own, already migrated (a copy of a migrated template)."""
@@ -87,12 +125,12 @@ async def database_url(dialect: str, tmp_path: Path, request):
         shutil.copyfile(request.getfixturevalue("migrated_sqlite"), path)
         yield f"sqlite:///{path}"
         return
-    name = f"modula_test_{uuid.uuid4().hex[:12]}"
-    url = await create_test_database(POSTGRES_URL, name, template=request.getfixturevalue("migrated_postgres"))
+    copies = request.getfixturevalue("postgres_copies")
+    url = copies.take()
     try:
         yield url
     finally:
-        await drop_test_database(POSTGRES_URL, name)
+        copies.give_back(url)
 
 
 @pytest.fixture
