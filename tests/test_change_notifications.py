@@ -101,6 +101,7 @@ async def test_a_lost_listen_connection_reconnects_and_catches_up_with_what_it_m
         await eventually(lambda: generation(b) == moved, "B did not catch up after reconnecting")
         # A NOTIFY can reach the new connection before its last LISTEN is made and counted.
         await eventually(lambda: listener.connected and listener.connects == 2, "B did not reconnect once")
+        assert listener.connected and listener.connects == 2 and generation(b) == moved
 
 
 async def test_every_bump_of_either_generation_notifies_in_its_transaction(postgres_url, tmp_path):

@@ -36,7 +36,7 @@ _COLUMNS = {
 _NESTED = {"ContentNode": ("fields", "ContentField"), "ContentField": ("field", "Field")}
 
 
-@dataclass(frozen=True)
+@dataclass
 class NodeType:
     """`__typename` of a ContentNode: its datatype's generated type (`Article`), else `Content`."""
 
